@@ -1,0 +1,28 @@
+"""descend: gradient-descent optimizers and learning-rate schedules for PyTorch.
+
+Every optimizer is a short chain of pure update rules (`descend.rules`), run by an
+execution backend (`descend.backends`) behind a drop-in `torch.optim.Optimizer`
+(`descend.optim`).
+"""
+
+from . import recipes, rules
+from .optim import SGD, Adagrad, Adam, AdamW, Lion, Momentum, Nesterov, RMSprop, RuleOptimizer
+from .rules import Rule, chain
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Lion",
+    "Momentum",
+    "Nesterov",
+    "RMSprop",
+    "Rule",
+    "RuleOptimizer",
+    "chain",
+    "recipes",
+    "rules",
+]

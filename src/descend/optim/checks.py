@@ -1,0 +1,95 @@
+"""Validation of hyperparameters, one table for every optimizer.
+
+Each check names the argument and what is allowed, so a typo fails at construction with a
+message a user can act on, never as a NaN a thousand steps later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from numbers import Real
+from typing import Any
+
+
+def _number(owner: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    return value
+
+
+def non_negative(owner: str, name: str, value: Any) -> None:
+    if _number(owner, name, value) < 0:
+        raise ValueError(f"{owner}: {name} must be >= 0, got {value!r}")
+
+
+def positive(owner: str, name: str, value: Any) -> None:
+    if _number(owner, name, value) <= 0:
+        raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
+
+
+def unit_interval(owner: str, name: str, value: Any) -> None:
+    """0 <= value < 1: a decay rate that forgets (1 would never move, >1 diverges)."""
+    v = _number(owner, name, value)
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"{owner}: {name} must be in [0, 1), got {value!r}")
+
+
+def closed_unit_interval(owner: str, name: str, value: Any) -> None:
+    v = _number(owner, name, value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{owner}: {name} must be in [0, 1], got {value!r}")
+
+
+def beta_pair(owner: str, name: str, value: Any) -> None:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{owner}: {name} must be a pair (beta1, beta2), got {value!r}")
+    for i, beta in enumerate(value):
+        unit_interval(owner, f"{name}[{i}]", beta)
+
+
+def boolean(owner: str, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
+
+
+Check = Callable[[str, str, Any], None]
+
+# Hyperparameter name -> its check. Names follow torch.optim, so one table serves all.
+CHECKS: dict[str, Check] = {
+    "lr": non_negative,
+    "momentum": unit_interval,
+    "dampening": closed_unit_interval,
+    "alpha": unit_interval,
+    "betas": beta_pair,
+    "eps": positive,
+    "weight_decay": non_negative,
+    "lr_decay": non_negative,
+    "initial_accumulator_value": non_negative,
+    "nesterov": boolean,
+    "amsgrad": boolean,
+    "centered": boolean,
+    "maximize": boolean,
+    "bias_correction": boolean,
+    "eps_inside_sqrt": boolean,
+}
+
+
+def check_hyperparameters(owner: str, group: dict[str, Any]) -> None:
+    for name, value in group.items():
+        check = CHECKS.get(name)
+        if check is not None:
+            check(owner, name, value)
+
+
+NONFINITE_POLICIES = ("ignore", "skip", "raise")
+
+
+def check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(
+            f"{owner}: {name} must be one of {', '.join(map(repr, allowed))}, got {value!r}"
+        )

@@ -1,0 +1,91 @@
+"""Recipes: every optimizer as a short chain of rules, with no maths of its own.
+
+A recipe takes only *structural* options (is there momentum? AMSGrad? where does weight
+decay sit?) and returns a `Rule`. Numeric hyperparameters (lr, betas, eps, ...) are read
+from the param group at each step, so schedulers can move them. Recipes are cached, so an
+optimizer asks for its chain on every step at the cost of a dict lookup.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from .rules import (
+    Rule,
+    add_decayed_weights,
+    chain,
+    ema_momentum,
+    heavy_ball,
+    scale_by_adagrad,
+    scale_by_adam,
+    scale_by_inverse_time,
+    scale_by_learning_rate,
+    scale_by_lion,
+    scale_by_rms,
+)
+
+
+def _coupled(weight_decay: bool) -> Rule | None:
+    return add_decayed_weights() if weight_decay else None
+
+
+@cache
+def sgd(momentum: bool = False, nesterov: bool = False, weight_decay: bool = False) -> Rule:
+    """torch.optim.SGD: [L2] -> [heavy-ball momentum] -> lr."""
+    return chain(
+        _coupled(weight_decay),
+        heavy_ball(nesterov) if momentum else None,
+        scale_by_learning_rate(),
+    )
+
+
+@cache
+def momentum(nesterov: bool = False, weight_decay: bool = False) -> Rule:
+    """EMA momentum: [L2] -> v = beta v + (1 - beta) g -> lr."""
+    return chain(_coupled(weight_decay), ema_momentum(nesterov), scale_by_learning_rate())
+
+
+@cache
+def adagrad(initial_accumulator_value: float = 0.0, lr_decay: bool = False,
+            weight_decay: bool = False) -> Rule:
+    """torch.optim.Adagrad: [L2] -> AdaGrad -> [inverse-time lr decay] -> lr."""
+    return chain(
+        _coupled(weight_decay),
+        scale_by_adagrad(initial_accumulator_value),
+        scale_by_inverse_time() if lr_decay else None,
+        scale_by_learning_rate(),
+    )
+
+
+@cache
+def rmsprop(centered: bool = False, eps_inside_sqrt: bool = False, momentum: bool = False,
+            weight_decay: bool = False) -> Rule:
+    """torch.optim.RMSprop: [L2] -> RMS scaling -> [heavy-ball momentum, no dampening] -> lr."""
+    return chain(
+        _coupled(weight_decay),
+        scale_by_rms(centered, eps_inside_sqrt),
+        heavy_ball() if momentum else None,
+        scale_by_learning_rate(),
+    )
+
+
+@cache
+def adam(amsgrad: bool = False, bias_correction: bool = True, weight_decay: bool = False,
+         decoupled: bool = False) -> Rule:
+    """Adam with coupled L2 (torch.optim.Adam) or decoupled weight decay (AdamW)."""
+    return chain(
+        _coupled(weight_decay and not decoupled),
+        scale_by_adam(amsgrad, bias_correction),
+        add_decayed_weights() if weight_decay and decoupled else None,
+        scale_by_learning_rate(),
+    )
+
+
+@cache
+def lion(weight_decay: bool = False) -> Rule:
+    """Lion: sign of an interpolated momentum, decoupled weight decay."""
+    return chain(
+        scale_by_lion(),
+        add_decayed_weights() if weight_decay else None,
+        scale_by_learning_rate(),
+    )

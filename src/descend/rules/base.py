@@ -1,0 +1,146 @@
+"""The rule abstraction: an update rule is a pair of pure functions, composed by `chain`.
+
+A rule turns an incoming direction (at the head of a chain, the gradient) into an outgoing
+one, keeping whatever state it needs:
+
+    init(p)                   -> state       the rule's state tensors for parameter p
+    update(d, state, p, ctx)  -> (d', state') pure maths, no in-place writes
+    prepare(ctx)              -> scalars     per-step scalars, computed once per step in Python
+
+`ctx` holds the param group's hyperparameters at this step (``ctx.lr``, ``ctx.betas``, ...),
+the step count ``ctx.step`` (1 at the first update) and the scalars every rule's `prepare`
+returned. Hyperparameters are read from `ctx`, not baked into the rule, because they live in
+param groups where schedulers (ours and torch's) change them between steps. Only structural
+options (AMSGrad on/off, Nesterov on/off) are arguments of a rule's constructor.
+
+Executing a rule (looping over tensors, writing state back, fusing) is the job of
+`descend.backends`; nothing here knows how it will be run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+State = dict[str, Tensor]
+InitFn = Callable[[Tensor], State]
+UpdateFn = Callable[[Tensor, State, Tensor, "Context"], tuple[Tensor, State]]
+PrepareFn = Callable[["Context"], Mapping[str, Any]]
+
+
+class Context(dict):
+    """Hyperparameters and per-step scalars of one param group at one step.
+
+    A dict whose keys also read as attributes, so that rules read like the maths
+    (``ctx.lr * d``). Missing keys raise a `KeyError` that names the key and the rule's
+    need, instead of an opaque `AttributeError`.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise KeyError(
+                f"this rule needs the hyperparameter {name!r}, which the param group does not "
+                f"define (it has: {', '.join(sorted(self))})"
+            ) from None
+
+
+def _no_state(p: Tensor) -> State:
+    return {}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One step of maths in an optimizer.
+
+    Attributes:
+        name: short identifier, shown in errors and reprs.
+        update: ``(d, state, p, ctx) -> (d', new_state)``; returns new tensors for every state
+            key it changes and must not write into its inputs.
+        init: ``p -> state``, the rule's fresh state for parameter `p`.
+        prepare: ``ctx -> {name: scalar}``, per-step scalars (bias corrections, a decayed lr)
+            computed once per step in Python and merged into `ctx` before `update`.
+        state: the state keys `init` creates; public API, kept stable across versions.
+        elementwise: True when every output element depends only on the same element of
+            the inputs. Rules that reduce over a tensor (norms, trust ratios) set False, and
+            backends that flatten many tensors into one refuse them.
+    """
+
+    name: str
+    update: UpdateFn
+    init: InitFn = _no_state
+    prepare: PrepareFn | None = None
+    state: tuple[str, ...] = ()
+    elementwise: bool = True
+    parts: tuple[Rule, ...] = field(default=(), repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return f"Rule({self.name})"
+
+
+def chain(*rules: Rule | None) -> Rule:
+    """Compose rules left to right: the output direction of one is the input of the next.
+
+    ``None`` entries are dropped, so recipes can write ``add_weight_decay() if wd else None``.
+    Nested chains are flattened. State keys of the parts must be distinct: state is one flat,
+    readable dict per parameter (``exp_avg``, ``momentum_buffer``), not a positional tuple.
+    """
+    parts: list[Rule] = []
+    for rule in rules:
+        if rule is None:
+            continue
+        if not isinstance(rule, Rule):
+            raise TypeError(f"chain() takes Rule objects, got {type(rule).__name__}")
+        parts.extend(rule.parts or (rule,))
+    _check_distinct_state(parts)
+    if len(parts) == 1:
+        return parts[0]
+
+    def init(p: Tensor) -> State:
+        state: State = {}
+        for rule in parts:
+            state.update(rule.init(p))
+        return state
+
+    preparers = [rule.prepare for rule in parts if rule.prepare is not None]
+
+    def prepare(ctx: Context) -> dict[str, Any]:
+        scalars: dict[str, Any] = {}
+        for fn in preparers:
+            scalars.update(fn(ctx))
+        return scalars
+
+    def update(d: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
+        new_state: State = {}
+        for rule in parts:
+            d, changed = rule.update(d, state, p, ctx)
+            new_state.update(changed)
+        return d, new_state
+
+    return Rule(
+        name=" -> ".join(rule.name for rule in parts),
+        update=update,
+        init=init,
+        prepare=prepare if preparers else None,
+        state=tuple(key for rule in parts for key in rule.state),
+        elementwise=all(rule.elementwise for rule in parts),
+        parts=tuple(parts),
+    )
+
+
+def _check_distinct_state(parts: Iterable[Rule]) -> None:
+    owner: dict[str, str] = {}
+    for rule in parts:
+        for key in rule.state:
+            if key in owner:
+                raise ValueError(
+                    f"state key {key!r} is kept by both {owner[key]!r} and {rule.name!r}; "
+                    "a chain's rules must keep distinct state"
+                )
+            owner[key] = rule.name

@@ -1,0 +1,75 @@
+"""Momentum, in its two common forms.
+
+Heavy-ball momentum (Polyak, 1964; torch.optim.SGD) accumulates gradients,
+
+    b_t = mu b_{t-1} + (1 - tau) g_t,
+
+so for a constant gradient the buffer grows to g (1 - tau) / (1 - mu): with mu = 0.9 the
+step is ten times that of plain SGD at the same lr.
+
+The exponential-moving-average form (the classic tutorials; Adam's first moment) averages
+them,
+
+    v_t = beta v_{t-1} + (1 - beta) g_t,
+
+so for a constant gradient v converges to g and a learning rate tuned for plain SGD keeps
+its meaning. With tau = 0 the two are equal up to a learning-rate factor of 1 / (1 - mu).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .base import Context, Rule, State
+from .init import zeros
+
+
+def heavy_ball(nesterov: bool = False) -> Rule:
+    """Heavy-ball momentum with dampening, as torch.optim.SGD computes it.
+
+        b_1 = g_1                                  (torch: the buffer starts as a copy of g)
+        b_t = mu b_{t-1} + (1 - tau) g_t           (t > 1)
+        d_t = b_t                                  (classical)
+        d_t = g_t + mu b_t                         (Nesterov, Sutskever et al. 2013 form)
+
+    mu = ``momentum`` and tau = ``dampening`` (0 when the group has none, as in RMSprop)
+    come from the param group. State: ``momentum_buffer``.
+    """
+
+    def prepare(ctx: Context) -> dict[str, float]:
+        # The first step's gain is 1, not (1 - tau): b_0 = 0 then makes b_1 = g_1 exactly,
+        # torch's copy-on-first-step, without a branch in the tensor maths.
+        tau = ctx.get("dampening", 0.0)
+        return {"heavy_ball_gain": 1.0 if ctx.step == 1 else 1.0 - tau}
+
+    def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
+        mu = ctx.momentum
+        b = mu * state["momentum_buffer"] + ctx.heavy_ball_gain * g
+        d = g + mu * b if nesterov else b
+        return d, {"momentum_buffer": b}
+
+    name = "heavy_ball_nesterov" if nesterov else "heavy_ball"
+    return Rule(name, update, init=zeros("momentum_buffer"), prepare=prepare,
+                state=("momentum_buffer",))
+
+
+def ema_momentum(nesterov: bool = False) -> Rule:
+    """Momentum as an exponential moving average of gradients.
+
+        v_t = beta v_{t-1} + (1 - beta) g_t,   v_0 = 0
+        d_t = v_t                               (classical)
+        d_t = beta v_t + (1 - beta) g_t         (Nesterov: look one average ahead, as NAdam
+                                                 does without its bias correction)
+
+    beta = ``momentum`` of the param group. No bias correction: the first steps are short
+    by a factor (1 - beta^t), as in the tutorials' formula. State: ``momentum_buffer``.
+    """
+
+    def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
+        beta = ctx.momentum
+        v = state["momentum_buffer"].lerp(g, 1 - beta)
+        d = v.lerp(g, 1 - beta) if nesterov else v
+        return d, {"momentum_buffer": v}
+
+    name = "ema_momentum_nesterov" if nesterov else "ema_momentum"
+    return Rule(name, update, init=zeros("momentum_buffer"), state=("momentum_buffer",))
