@@ -16,7 +16,7 @@ from torch import Tensor
 from ..rules.base import Context, Rule, State
 
 # Keys of a param group that are bookkeeping, not hyperparameters.
-NOT_HYPERPARAMETERS = frozenset({"params", "param_names"})
+NOT_HYPERPARAMETERS = frozenset({"params", "param_names", "schedules"})
 
 
 def hyperparameters(group: dict[str, Any]) -> dict[str, Any]:

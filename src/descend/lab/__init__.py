@@ -1,1 +1,4 @@
+"""descend.lab: train, compare and draw optimizers. A client of the library.
 
+Needs the ``lab`` extra (``pip install descend[lab]``).
+"""

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..backends import get_backend
 from ..rules.base import Rule
+from ..schedules import Reduction, controllers, evaluate, is_scheduled
 from .checks import NONFINITE_POLICIES, check_choice, check_hyperparameters
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]] | Iterable[tuple[str, Tensor]]
@@ -46,6 +47,14 @@ class RuleOptimizer(torch.optim.Optimizer):
             touching anything.
         backend: how the rule runs: ``"auto"`` or ``"reference"`` (see `descend.backends`).
         **defaults: the hyperparameters the rule reads (``lr`` and whatever else).
+
+    Any hyperparameter may be a schedule (`descend.schedules`) instead of a number, in the
+    defaults or in a param group: ``Adam(params, lr=warmup_cosine(1e-3, 500, 10_000),
+    betas=(linear(0.85, 0.95, 10_000), 0.999))``. Before each step the optimizer evaluates
+    it at `steps_done` (the number of steps applied so far) and writes the value into the
+    group, so loggers and torch tools see the lr in use. A value written by hand into a
+    scheduled hyperparameter is overwritten at the next step. `report(metric)` feeds every
+    `ReduceOnPlateau` controller among the schedules.
     """
 
     def __init__(self, params: ParamsT, rule: Rule | None = None, *,
@@ -64,6 +73,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         self.backend = backend
         self._backend_step = get_backend(backend)
         self.skipped_steps = 0
+        self.steps_done = 0
         super().__init__(params, defaults)
 
     # -- structure ---------------------------------------------------------------------
@@ -80,6 +90,9 @@ class RuleOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         owner = type(self).__name__
         merged = {**self.defaults, **param_group}
+        schedules = {k: v for k, v in merged.items() if is_scheduled(v)}
+        current = {k: evaluate(v, self.steps_done) for k, v in schedules.items()}
+        merged.update(current)
         check_hyperparameters(owner, merged)
         self.check_group(merged)
         params = param_group["params"]
@@ -94,7 +107,8 @@ class RuleOptimizer(torch.optim.Optimizer):
                                      "give each parameter once")
                 seen.add(id(p))
                 _check_param_tensor(owner, where, p)
-        super().add_param_group({**param_group, "params": params})
+        super().add_param_group({**param_group, **current, "params": params,
+                                 "schedules": schedules})
 
     # -- stepping ----------------------------------------------------------------------
 
@@ -116,9 +130,23 @@ class RuleOptimizer(torch.optim.Optimizer):
         if self.nonfinite != "ignore" and not self._all_finite(work):
             return loss
         for group, params in work:
+            for name, schedule in group["schedules"].items():
+                group[name] = evaluate(schedule, self.steps_done)
             if params:
                 self._backend_step(self.recipe(group), group, params, self.state)
+        self.steps_done += 1
         return loss
+
+    def report(self, metric: float) -> list[Reduction]:
+        """Feed a validation metric to every `ReduceOnPlateau` among the schedules; returns
+        the reductions it caused (each controller is fed once, even if shared by groups)."""
+        seen: dict[int, Any] = {}
+        for group in self.param_groups:
+            for schedule in group["schedules"].values():
+                for controller in controllers(schedule):
+                    seen.setdefault(id(controller), controller)
+        reductions = [c.report(metric, self.steps_done) for c in seen.values()]
+        return [r for r in reductions if r is not None]
 
     def _params_with_grad(self, gi: int, group: dict[str, Any]) -> list[Tensor]:
         params = []
@@ -155,16 +183,35 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     # -- serialisation -----------------------------------------------------------------
 
+    # Schedules are code, not data: the state dict keeps the step count and the state of
+    # any metric controller, and a resumed optimizer is built with the same schedules.
+    # That keeps `torch.load(..., weights_only=True)` working.
+
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
-        sd["descend"] = {"skipped_steps": self.skipped_steps}
+        for group in sd["param_groups"]:
+            group.pop("schedules", None)
+        sd["descend"] = {
+            "skipped_steps": self.skipped_steps,
+            "steps_done": self.steps_done,
+            "controllers": [[c.state_dict() for s in g["schedules"].values()
+                             for c in controllers(s)] for g in self.param_groups],
+        }
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = dict(state_dict)
         extra = state_dict.pop("descend", {})
+        schedules = [group["schedules"] for group in self.param_groups]
         super().load_state_dict(state_dict)
+        for group, mine in zip(self.param_groups, schedules):
+            group["schedules"] = mine
         self.skipped_steps = int(extra.get("skipped_steps", 0))
+        self.steps_done = int(extra.get("steps_done", 0))
+        for group, saved in zip(self.param_groups, extra.get("controllers", [])):
+            found = [c for s in group["schedules"].values() for c in controllers(s)]
+            for controller, state in zip(found, saved):
+                controller.load_state_dict(state)
 
 
 def _check_param_tensor(owner: str, where: str, p: Tensor) -> None:
