@@ -1,0 +1,226 @@
+"""The `descend` command: thin subcommands over the lab's functions.
+
+All output goes through one sink: rich tables for people, or JSON with --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import registry
+from .spec import REGIMES
+from .tasks import DEFAULT_TASK, TASKS
+
+EPILOG = "Run 'descend COMMAND --help' for the options of each command."
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(t) for t in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+
+
+def _seeds(text: str) -> list[int]:
+    """'3' means seeds 0, 1, 2; '0,5,7' lists them."""
+    try:
+        values = [int(t) for t in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a list of seeds, got {text!r}")
+    if len(values) == 1 and "," not in text:
+        if values[0] < 1:
+            raise argparse.ArgumentTypeError("the number of seeds must be >= 1")
+        return list(range(values[0]))
+    return values
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_compare(sub: Any) -> None:
+    tasks = "; ".join(f"{name}" for name in TASKS)
+    opts = ", ".join(registry.OPTIMIZERS)
+    scheds = ", ".join(registry.SCHEDULES)
+    p = sub.add_parser(
+        "compare", help="train a task under several optimizers and report which descends best",
+        description="Train a task under every optimizer x schedule x seed x regime, save the "
+        "records, and write a report (report.html, report.md, PNG plots, summary.json) into "
+        "--out. Re-running the same command skips finished runs, so an interrupted grid "
+        "resumes. With no arguments: digits-mlp, seven optimizers, 3 seeds.",
+        epilog="Optimizer specs: NAME[:key=value...], tuples with '/', e.g. "
+        "'adam:lr=3e-4:betas=0.9/0.99'. Run 'descend list' for tasks, optimizers, schedules.")
+    p.add_argument("--task", default=DEFAULT_TASK,
+                   help=f"what to train (default {DEFAULT_TASK}); one of: {tasks}")
+    p.add_argument("--optimizers", type=_csv, default=list(registry.DEFAULT_OPTIMIZERS),
+                   help=f"comma-separated optimizer specs (default "
+                   f"{','.join(registry.DEFAULT_OPTIMIZERS)}); names: {opts}")
+    p.add_argument("--schedule", type=_csv, default=["constant"], dest="schedules",
+                   help=f"comma-separated lr schedules, each NAME[:key=value...] "
+                   f"(default constant); names: {scheds}")
+    p.add_argument("--regime", type=_csv, default=["minibatch"], dest="regimes",
+                   help=f"how much data makes each gradient, comma-separated: "
+                   f"{', '.join(REGIMES)} (full = full-batch GD, sgd = one example per step; "
+                   "default minibatch)")
+    p.add_argument("--batch-size", type=_positive, default=None,
+                   help="mini-batch size for the minibatch regime (default: the task's)")
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2],
+                   help="a count (3 = seeds 0,1,2) or a comma-separated list (default 3)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=_positive, default=None,
+                        help="passes over the training data per run (default: the task's)")
+    budget.add_argument("--steps", type=_positive, default=None,
+                        help="optimizer steps per run, instead of --epochs")
+    p.add_argument("--evals", type=_positive, default=50,
+                   help="evaluations per run on train/val/test (default 50)")
+    p.add_argument("--tune-lr", action="store_true",
+                   help="first tune each optimizer's lr with the same budget (on the first "
+                   "seed, selected on validation loss), then run both tuned and default lrs")
+    p.add_argument("--lr-grid", type=_floats, default=[],
+                   help="absolute lrs to try when tuning, the same for every optimizer "
+                   "(default: --tune-points values from 1/30x to 30x of each default)")
+    p.add_argument("--tune-points", type=_positive, default=7,
+                   help="number of log-spaced lrs per optimizer when tuning (default 7)")
+    p.add_argument("--target", type=float, default=None,
+                   help="validation metric to reach for 'steps to target' (accuracy as a "
+                   "fraction, or a loss); default: derived from the best run")
+    p.add_argument("--out", default=None,
+                   help="run directory for records and report (default runs/TASK)")
+    p.add_argument("--jobs", type=_positive, default=None,
+                   help="parallel runs (default: the number of CPU cores)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder of IDX files for the mnist-* and fashion-* tasks")
+    p.add_argument("--json", action="store_true",
+                   help="print the comparison as JSON instead of tables")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def _add_report(sub: Any) -> None:
+    p = sub.add_parser("report", help="redraw the report of a run directory from its records",
+                       description="Recompute the comparison table and plots from the "
+                       "records saved in RUN_DIR, without training.")
+    p.add_argument("run_dir", help="a directory written by 'descend compare'")
+    p.add_argument("--target", type=float, default=None,
+                   help="validation metric for 'steps to target' (default: as compare chose)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
+
+def _add_list(sub: Any) -> None:
+    p = sub.add_parser("list", help="list tasks, optimizers and schedules",
+                       description="List what compare can run.")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="descend", epilog=EPILOG,
+        description="descend's lab: train, compare and draw gradient-descent optimizers.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _add_compare(sub)
+    _add_report(sub)
+    _add_list(sub)
+    return p
+
+
+def _emit(args: argparse.Namespace, cmp: Any, report_path: Any) -> None:
+    if args.json:
+        print(json.dumps({**cmp.to_json(), "report": str(report_path)}, indent=2, default=str))
+        return
+    from .report import print_table
+
+    print_table(cmp)
+    print(f"\nreport: {report_path}")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from .compare import compare
+
+    cmp = compare(args.task, args.optimizers, schedules=args.schedules, seeds=args.seeds,
+                  regimes=args.regimes, batch_size=args.batch_size, epochs=args.epochs,
+                  steps=args.steps, evals=args.evals, tune_lr=args.tune_lr,
+                  lr_grid=args.lr_grid, tune_points=args.tune_points, target=args.target,
+                  out=args.out, jobs=args.jobs, data_dir=args.data_dir,
+                  progress=not (args.no_progress or args.json))
+    from pathlib import Path
+    out = Path(args.out or Path("runs") / args.task)
+    _emit(args, cmp, out / "report.html")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from .report import build_report
+
+    cmp, path = build_report(args.run_dir, args.target)
+    _emit(args, cmp, path)
+
+
+def _list(args: argparse.Namespace) -> None:
+    from .tasks import get_task
+
+    tasks = {}
+    for name in TASKS:
+        try:
+            tasks[name] = get_task(name).description
+        except Exception as e:  # tasks that need --data-dir say so
+            tasks[name] = str(e)
+    optimizers = {k: f"{v.text} (lab default lr {v.lr:g})" for k, v in
+                  registry.OPTIMIZERS.items()}
+    schedules = {k: v.text + (f" (options: {', '.join(f'{o}={d}' for o, d in v.options.items())})"
+                              if v.options else "") for k, v in registry.SCHEDULES.items()}
+    if args.json:
+        print(json.dumps({"tasks": tasks, "optimizers": optimizers, "schedules": schedules},
+                         indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for title, items in (("tasks", tasks), ("optimizers", optimizers),
+                         ("schedules", schedules)):
+        table = Table(title=title, show_header=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for k, v in items.items():
+            table.add_row(k, v)
+        console.print(table)
+
+
+COMMANDS = {"compare": _compare, "report": _report, "list": _list}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .data import DataError
+    from .records import RecordsError
+
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command is None:
+        p.print_help()
+        return 2
+    try:
+        COMMANDS[args.command](args)
+    except (ValueError, DataError, RecordsError, FileNotFoundError) as e:
+        print(f"descend {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"descend {args.command}: interrupted; finished runs are kept, re-run to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

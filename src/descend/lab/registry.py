@@ -1,0 +1,190 @@
+"""Named optimizers and schedules for the lab, and the parser of their CLI spellings.
+
+An optimizer is written ``name[:key=value[:key=value...]]``, e.g. ``adam:lr=3e-4`` or
+``adamw:lr=1e-3:betas=0.9/0.95``; tuples use ``/``. A schedule is written the same way,
+e.g. ``warmup-cosine:warmup=0.1`` or ``plateau:patience=2``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor
+
+import descend
+import descend.schedules as S
+
+
+@dataclass(frozen=True)
+class OptimizerEntry:
+    cls: type
+    fixed: dict[str, Any]
+    lr: float
+    text: str
+
+
+# The lab's default learning rates: torch's defaults for the adaptive methods (RMSprop at
+# 1e-3, the value its authors and Keras use, since torch's 1e-2 is known to be too high),
+# and the customary 0.1 (plain) / 0.01 (heavy-ball, whose steps grow by 1/(1-mu)) for the
+# SGD family. `--tune-lr` replaces them with a tuned value under the same budget for all.
+OPTIMIZERS: dict[str, OptimizerEntry] = {
+    "sgd": OptimizerEntry(descend.SGD, {}, 0.1, "plain (mini-batch) gradient descent"),
+    "momentum": OptimizerEntry(descend.Momentum, {"momentum": 0.9}, 0.1,
+                               "EMA momentum v = 0.9 v + 0.1 g (tutorial form)"),
+    "heavyball": OptimizerEntry(descend.SGD, {"momentum": 0.9}, 0.01,
+                                "heavy-ball momentum v = 0.9 v + g (torch's SGD)"),
+    "nesterov": OptimizerEntry(descend.Nesterov, {"momentum": 0.9}, 0.01,
+                               "Nesterov momentum (torch's SGD nesterov=True)"),
+    "adagrad": OptimizerEntry(descend.Adagrad, {}, 0.01, "AdaGrad"),
+    "rmsprop": OptimizerEntry(descend.RMSprop, {}, 1e-3, "RMSProp (torch's form)"),
+    "adam": OptimizerEntry(descend.Adam, {}, 1e-3, "Adam"),
+    "amsgrad": OptimizerEntry(descend.Adam, {"amsgrad": True}, 1e-3, "Adam with AMSGrad"),
+    "adamw": OptimizerEntry(descend.AdamW, {}, 1e-3, "AdamW, weight decay 0.01"),
+    "lion": OptimizerEntry(descend.Lion, {}, 1e-4, "Lion"),
+}
+
+DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+
+
+def parse_value(text: str) -> Any:
+    if "/" in text:
+        return tuple(parse_value(part) for part in text.split("/"))
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "/".join(format_value(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def split_spec(text: str, what: str) -> tuple[str, dict[str, Any]]:
+    name, *pairs = text.strip().split(":")
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{what} {text!r}: options are written key=value, got {pair!r}")
+        options[key.strip()] = parse_value(value.strip())
+    return name.strip().lower(), options
+
+
+def join_spec(name: str, options: dict[str, Any]) -> str:
+    return ":".join([name, *(f"{k}={format_value(v)}" for k, v in sorted(options.items()))])
+
+
+def _hyperparameters(cls: type) -> list[str]:
+    sig = inspect.signature(cls.__init__)
+    return [p for p in sig.parameters if p not in ("self", "params", "backend")]
+
+
+def canonical_optimizer(text: str) -> str:
+    """Validate an optimizer spec and return its canonical spelling."""
+    name, options = split_spec(text, "optimizer")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; available: {', '.join(OPTIMIZERS)}")
+    allowed = _hyperparameters(OPTIMIZERS[name].cls)
+    for key in options:
+        if key not in allowed:
+            raise ValueError(f"optimizer {name!r} has no hyperparameter {key!r}; "
+                             f"it takes: {', '.join(allowed)}")
+    return join_spec(name, options)
+
+
+def optimizer_lr(text: str) -> float:
+    name, options = split_spec(text, "optimizer")
+    return float(options.get("lr", OPTIMIZERS[name].lr))
+
+
+def with_lr(text: str, lr: float) -> str:
+    name, options = split_spec(text, "optimizer")
+    return join_spec(name, {**options, "lr": lr})
+
+
+def build_optimizer(text: str, params: Iterable[Tensor], schedule: S.Schedule | None = None,
+                    backend: str = "auto") -> descend.RuleOptimizer:
+    """The optimizer for a spec; with `schedule`, its lr follows it."""
+    name, options = split_spec(text, "optimizer")
+    entry = OPTIMIZERS[name]
+    kwargs = {**entry.fixed, "lr": entry.lr, **options}
+    if schedule is not None:
+        kwargs["lr"] = schedule
+    return entry.cls(params, backend=backend, **kwargs)
+
+
+# -- schedules -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    build: Callable[..., S.Schedule]
+    options: dict[str, Any]
+    text: str
+
+
+def _step(lr: float, total: int, spe: int, factor: float, every: float) -> S.Schedule:
+    return S.per_epoch(S.step_decay(lr, factor, max(1, int(every))), spe)
+
+
+SCHEDULES: dict[str, ScheduleEntry] = {
+    "constant": ScheduleEntry(lambda lr, total, spe: S.constant(lr), {}, "the lr throughout"),
+    "exponential": ScheduleEntry(
+        lambda lr, total, spe, final=0.01: S.exponential_decay(lr, final ** (1 / total)),
+        {"final": 0.01}, "time-based lr * rate^t, reaching final * lr at the end"),
+    "inverse-time": ScheduleEntry(
+        lambda lr, total, spe, final=0.1: S.inverse_time_decay(lr, (1 / final - 1) / total),
+        {"final": 0.1}, "lr / (1 + k t), reaching final * lr at the end"),
+    "step": ScheduleEntry(_step, {"factor": 0.1, "every": 10},
+                          "lr * factor^(epoch // every)"),
+    "cosine": ScheduleEntry(lambda lr, total, spe, floor=0.0: S.cosine(lr, total, floor * lr),
+                            {"floor": 0.0}, "cosine to floor * lr"),
+    "warmup-cosine": ScheduleEntry(
+        lambda lr, total, spe, warmup=0.05: S.warmup_cosine(lr, int(warmup * total), total),
+        {"warmup": 0.05}, "linear warmup over a fraction of the steps, then cosine"),
+    "wsd": ScheduleEntry(
+        lambda lr, total, spe, warmup=0.05, decay=0.2: S.warmup_stable_decay(
+            lr, int(warmup * total), total, max(1, int(decay * total))),
+        {"warmup": 0.05, "decay": 0.2}, "warmup, stable, decay over the last fraction"),
+    "onecycle": ScheduleEntry(lambda lr, total, spe: S.one_cycle(lr, total), {},
+                              "1cycle with the lr as its peak"),
+    "plateau": ScheduleEntry(
+        lambda lr, total, spe, factor=0.1, patience=3: S.reduce_on_plateau(
+            lr, factor=factor, patience=int(patience)),
+        {"factor": 0.1, "patience": 3}, "divide by 1/factor when validation loss stalls"),
+}
+
+
+def canonical_schedule(text: str) -> str:
+    name, options = split_spec(text, "schedule")
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; available: {', '.join(SCHEDULES)}")
+    allowed = SCHEDULES[name].options
+    for key in options:
+        if key not in allowed:
+            raise ValueError(f"schedule {name!r} has no option {key!r}; "
+                             f"it takes: {', '.join(allowed) or 'none'}")
+    return join_spec(name, options)
+
+
+def build_schedule(text: str, lr: float, total_steps: int, steps_per_epoch: int) -> S.Schedule:
+    name, options = split_spec(text, "schedule")
+    schedule = SCHEDULES[name].build(lr, total_steps, steps_per_epoch, **options)
+    if not all(math.isfinite(v) for v in (schedule(0), schedule(total_steps))):
+        raise ValueError(f"schedule {text!r} is not finite for lr={lr}")
+    return schedule

@@ -1,0 +1,268 @@
+"""Reports drawn from saved records: PNG plots, report.md, a self-contained report.html,
+summary.json, and the terminal table. `descend report RUN_DIR` redraws them without
+training."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .analysis import Comparison, Row, compare_runs, group_runs, mean_curve  # noqa: E402
+from .records import Run, read_json, read_runs, write_json_atomic  # noqa: E402
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float) and math.isinf(value):
+        return "never"
+    return f"{value:.{digits}g}"
+
+
+def metric_text(cmp: Comparison, mean: float, std: float) -> str:
+    if cmp.metric == "acc":
+        return "—" if math.isnan(mean) else f"{100 * mean:.2f} ± {100 * std:.2f}%"
+    return f"{fmt(mean, 4)} ± {fmt(std, 2)}"
+
+
+COLUMNS = ("configuration", "lr", "steps to target", "s to target", "final test {m}",
+           "best val {m}", "spread", "oscillation", "ms/step", "state B/param", "diverged")
+
+
+def table_rows(cmp: Comparison) -> list[list[str]]:
+    out = []
+    for r in cmp.rows:
+        spread = (f"{100 * r.final_std:.2f}%" if cmp.metric == "acc" else fmt(r.final_std))
+        out.append([r.label, f"{r.lr:g}", fmt(r.steps_to_target, 6),
+                    fmt(r.seconds_to_target, 3), metric_text(cmp, r.final_mean, r.final_std),
+                    metric_text(cmp, r.best_mean, r.best_std), spread, fmt(r.oscillation, 2),
+                    fmt(r.step_time_ms, 3), fmt(r.state_bytes_per_param, 3),
+                    f"{r.diverged}/{r.seeds}"])
+    return out
+
+
+def headers(cmp: Comparison) -> list[str]:
+    name = "acc" if cmp.metric == "acc" else "loss"
+    return [c.format(m=name) for c in COLUMNS]
+
+
+# -- plots -----------------------------------------------------------------------------------
+
+
+def _band(ax: Any, x: Sequence[float], mean: Sequence[float], std: Sequence[float],
+          label: str, color: Any) -> None:
+    ax.plot(x, mean, label=label, color=color, lw=1.6)
+    lo = [m - s for m, s in zip(mean, std)]
+    hi = [m + s for m, s in zip(mean, std)]
+    ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+
+
+def _curves_plot(groups: dict[str, list[Run]], key: str, path: Path, *, ylabel: str,
+                 xaxis: str = "step", log: bool = False, title: str = "") -> Path:
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    for i, (label, runs) in enumerate(sorted(groups.items())):
+        steps, mean, std = mean_curve(runs, key)
+        if not steps:
+            continue
+        if xaxis == "time":
+            _, x, _ = mean_curve(runs, "time")
+        else:
+            x = steps
+        _band(ax, x, mean, std, label, f"C{i % 10}")
+    ax.set_xlabel("training time (s)" if xaxis == "time" else "step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or f"{ylabel} (mean ± std over seeds)")
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _sensitivity_plot(cmp: Comparison, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    for i, (label, trials) in enumerate(sorted(cmp.tuning.items())):
+        lrs = [t[0] for t in trials]
+        vals = [t[1] if not t[2] else math.nan for t in trials]
+        ax.plot(lrs, vals, "o-", label=label, color=f"C{i % 10}")
+        for lr, _, diverged in trials:
+            if diverged:
+                ax.axvline(lr, color=f"C{i % 10}", ls=":", alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("final validation loss")
+    ax.set_title("lr sensitivity (tuning runs, first seed; dotted: diverged)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def draw_plots(runs: Sequence[Run], cmp: Comparison, out: Path) -> list[tuple[str, Path]]:
+    groups = group_runs(runs, "main")
+    plots = [
+        ("Training loss against steps", _curves_plot(
+            groups, "train_loss", out / "loss_steps.png", ylabel="training loss", log=True)),
+        ("Training loss against training time", _curves_plot(
+            groups, "train_loss", out / "loss_time.png", ylabel="training loss", log=True,
+            xaxis="time")),
+        ("Validation loss", _curves_plot(groups, "val_loss", out / "val_loss.png",
+                                         ylabel="validation loss", log=True)),
+    ]
+    if cmp.metric == "acc":
+        plots.append(("Validation accuracy", _curves_plot(
+            groups, "val_acc", out / "val_acc.png", ylabel="validation accuracy")))
+    if any("distance" in r.evals[0] for rs in groups.values() for r in rs if r.evals):
+        plots.append(("Distance to the optimum", _curves_plot(
+            groups, "distance", out / "distance.png", ylabel="‖θ − θ*‖", log=True)))
+    plots.append(("Learning rate used", _curves_plot(
+        groups, "lr", out / "lr.png", ylabel="learning rate", log=True,
+        title="learning rate actually used")))
+    if cmp.tuning:
+        plots.append(("Learning-rate sensitivity", _sensitivity_plot(
+            cmp, out / "lr_sensitivity.png")))
+    return plots
+
+
+# -- documents -------------------------------------------------------------------------------
+
+
+def _definitions(cmp: Comparison) -> list[str]:
+    metric = "accuracy" if cmp.metric == "acc" else "loss"
+    target = (f"{100 * cmp.target:.2f}%" if cmp.metric == "acc" else fmt(cmp.target, 4))
+    how = "given" if cmp.target_given else (
+        "90% of the way from the initial validation metric to the best row's final one")
+    return [
+        f"Metric: {metric} ({'higher' if cmp.higher_is_better else 'lower'} is better); "
+        f"target = {target} ({how}).",
+        "Steps / seconds to target: first evaluation where the seed-mean validation metric "
+        "reaches the target (training time, evaluations excluded).",
+        "Final: test metric at the end; best: best validation metric; mean ± std over "
+        "seeds that did not diverge. Spread: std of the final test metric over seeds.",
+        "Oscillation: total variation of the training loss over evaluations / net "
+        "decrease − 1 (0 = monotone).",
+        "ms/step: median time of optimizer.step(); state: optimizer state bytes per "
+        "parameter.",
+    ]
+
+
+def _context(runs: Sequence[Run], grid: dict[str, Any] | None) -> list[str]:
+    main = [r for r in runs if r.finished and r.spec.role == "main"]
+    spec = main[0].spec
+    summary = main[0].summary
+    seeds = sorted({r.spec.seed for r in main})
+    lines = [f"Task: {spec.task}; {summary['n_params']:,} parameters; batch "
+             f"{summary['batch_size']} ({spec.regime}); {summary['planned_steps']} steps "
+             f"({summary['steps_per_epoch']} per epoch); seeds {seeds}."]
+    if grid and grid.get("tune_lr"):
+        budget = (f"lr grid {list(grid['lr_grid'])}" if grid.get("lr_grid") else
+                  f"{grid['tune_points']} log-spaced lrs from 1/30x to 30x of each default")
+        lines.append(f"Learning rates tuned with the same budget for every optimizer: "
+                     f"{budget}, one run each on seed {seeds[0]}, selected by final "
+                     "validation loss (never test). Rows marked 'tuned' use that lr; the "
+                     "others use the default lr.")
+    else:
+        lines.append("Learning rates: each optimizer's lab default unless given (no tuning).")
+    return lines
+
+
+def render_markdown(cmp: Comparison, plots: list[tuple[str, Path]], context: list[str]) -> str:
+    out = ["# descend compare — report", "", *context, "", "## Comparison", ""]
+    hs = headers(cmp)
+    out.append("| " + " | ".join(hs) + " |")
+    out.append("|" + "---|" * len(hs))
+    for row in table_rows(cmp):
+        out.append("| " + " | ".join(row) + " |")
+    out += ["", *[f"- {d}" for d in _definitions(cmp)], "", "## Strengths and weaknesses", ""]
+    out += [f"- {line}" for line in cmp.lines] or ["- (one configuration only)"]
+    out += ["", "## Plots", ""]
+    for title, path in plots:
+        out += [f"### {title}", "", f"![{title}]({path.name})", ""]
+    return "\n".join(out)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
+color:#222;padding:0 1rem}table{border-collapse:collapse;font-size:13px;margin:1rem 0}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
+.defs{color:#555;font-size:13px}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
+"""
+
+
+def render_html(cmp: Comparison, plots: list[tuple[str, Path]], context: list[str]) -> str:
+    e = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
+             "<title>descend compare — report</title>", f"<style>{CSS}</style></head><body>",
+             "<h1>descend compare — report</h1>", *[f"<p>{e(c)}</p>" for c in context],
+             "<h2>Comparison</h2>", "<table id='comparison'><thead><tr>",
+             *[f"<th>{e(h)}</th>" for h in headers(cmp)], "</tr></thead><tbody>"]
+    for row in table_rows(cmp):
+        parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+    parts.append("</tbody></table><ul class='defs'>")
+    parts += [f"<li>{e(d)}</li>" for d in _definitions(cmp)]
+    parts.append("</ul><h2>Strengths and weaknesses</h2><ul>")
+    parts += [f"<li>{e(line)}</li>" for line in cmp.lines]
+    parts.append("</ul><h2>Plots</h2><div class='grid'>")
+    for title, path in plots:
+        data = base64.b64encode(path.read_bytes()).decode()
+        parts.append(f"<figure><figcaption>{e(title)}</figcaption>"
+                     f"<img alt='{e(title)}' src='data:image/png;base64,{data}'></figure>")
+    parts.append("</div></body></html>")
+    return "\n".join(parts)
+
+
+def build_report(run_dir: str | Path, target: float | None = None) -> tuple[Comparison, Path]:
+    """Recompute the comparison from `run_dir`'s records and write every report file."""
+    run_dir = Path(run_dir)
+    runs = list(read_runs(run_dir))
+    grid_path = run_dir / "grid.json"
+    grid = read_json(grid_path) if grid_path.exists() else None
+    if grid and grid.get("run_ids"):
+        # A run directory may hold runs of earlier grids; report the latest grid's.
+        wanted = set(grid["run_ids"])
+        runs = [r for r in runs if r.spec.run_id in wanted]
+        target = grid.get("target") if target is None else target
+    cmp = compare_runs(runs, target)
+    plots = draw_plots(runs, cmp, run_dir)
+    context = _context(runs, grid)
+    (run_dir / "report.md").write_text(render_markdown(cmp, plots, context))
+    html_path = run_dir / "report.html"
+    tmp = html_path.with_name("report.html.tmp")
+    tmp.write_text(render_html(cmp, plots, context))
+    tmp.replace(html_path)
+    write_json_atomic(run_dir / "summary.json", cmp.to_json())
+    return cmp, html_path
+
+
+def print_table(cmp: Comparison, console: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; the table needs more.
+    console = console or Console(width=None if sys.stdout.isatty() else 180)
+    table = Table(title="descend compare", title_style="bold")
+    for h in headers(cmp):
+        table.add_column(h, justify="left" if h == "configuration" else "right")
+    for row in table_rows(cmp):
+        table.add_row(*row)
+    console.print(table)
+    for line in cmp.lines:
+        console.print(f"  • {line}")
+
+
+__all__ = ["Row", "build_report", "print_table"]

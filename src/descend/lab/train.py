@@ -1,0 +1,139 @@
+"""One training run: a spec in, records out."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from descend.schedules import controllers
+
+from .registry import build_optimizer, build_schedule, optimizer_lr
+from .spec import RunSpec
+from .tasks import Task
+
+Progress = Callable[[int, int, float], None]
+
+
+def flat_parameters(model: nn.Module) -> Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task: Task, x: Tensor, y: Tensor) -> tuple[float, float]:
+    """(loss, accuracy) on a whole split; accuracy is NaN for regression."""
+    model.eval()
+    out = model(x)
+    model.train()
+    loss = float(task.loss(out, y))
+    acc = float((out.argmax(1) == y).float().mean()) if task.classification else math.nan
+    return loss, acc
+
+
+def state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    return sum(v.numel() * v.element_size() for s in optimizer.state.values()
+               for v in s.values() if torch.is_tensor(v))
+
+
+def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
+          progress: Progress | None = None) -> dict[str, Any]:
+    """Train `task` under `spec`, calling `write` with each eval record; return the summary.
+
+    Within a seed every optimizer starts from the same weights and sees the same batches:
+    the model is built right after ``torch.manual_seed(seed)`` and batches come from a
+    permutation generator seeded with the seed alone.
+    """
+    data = task.splits
+    n = len(data.x_train)
+    batch = spec.batch(n)
+    per_epoch, total = spec.budget(n)
+    torch.manual_seed(spec.seed)
+    model = task.make_model()
+    lr = optimizer_lr(spec.optimizer)
+    schedule = build_schedule(spec.schedule, lr, total, per_epoch)
+    opt = build_optimizer(spec.optimizer, model.parameters(), schedule)
+    reacts = bool(controllers(schedule))
+    optimum = task.optimum() if task.optimum is not None else None
+    gen = torch.Generator().manual_seed(spec.seed)
+    eval_at = set(torch.linspace(0, total, min(spec.evals, total) + 1).round().long().tolist())
+
+    step_times: list[float] = []
+    batch_losses: list[float] = []
+    grad_norm = update_norm = math.nan
+    train_time = 0.0
+    diverged_at: int | None = None
+
+    def record(step: int) -> float:
+        train_loss, train_acc = evaluate(model, task, data.x_train, data.y_train)
+        val_loss, val_acc = evaluate(model, task, data.x_val, data.y_val)
+        test_loss, test_acc = evaluate(model, task, data.x_test, data.y_test)
+        rec = {"kind": "eval", "step": step, "epoch": step / per_epoch, "time": train_time,
+               "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
+               "train_acc": train_acc, "batch_loss": statistics.fmean(batch_losses)
+               if batch_losses else train_loss, "val_loss": val_loss, "val_acc": val_acc,
+               "test_loss": test_loss, "test_acc": test_acc, "grad_norm": grad_norm,
+               "update_norm": update_norm}
+        if optimum is not None:
+            rec["distance"] = float((flat_parameters(model) - optimum).norm())
+        write(rec)
+        batch_losses.clear()
+        return val_loss
+
+    record(0)
+    perm = torch.empty(0, dtype=torch.long)
+    for step in range(total):
+        start = time.perf_counter()
+        k = step % per_epoch
+        if k == 0:
+            perm = torch.randperm(n, generator=gen)
+        idx = perm[k * batch:(k + 1) * batch]
+        loss = task.loss(model(data.x_train[idx]), data.y_train[idx])
+        opt.zero_grad()
+        loss.backward()
+        loss_value = float(loss)
+        if not math.isfinite(loss_value):
+            diverged_at = step
+            break
+        before = flat_parameters(model)
+        t0 = time.perf_counter()
+        opt.step()
+        step_times.append(time.perf_counter() - t0)
+        after = flat_parameters(model)
+        grad_norm = float(torch.cat([p.grad.reshape(-1) for p in model.parameters()
+                                     if p.grad is not None]).norm())
+        update_norm = float((after - before).norm())
+        batch_losses.append(loss_value)
+        train_time += time.perf_counter() - start
+        if not torch.isfinite(after).all():
+            diverged_at = step + 1
+            break
+        if step + 1 in eval_at:
+            val_loss = record(step + 1)
+            if not math.isfinite(val_loss):
+                diverged_at = step + 1
+                break
+            if reacts:
+                opt.report(val_loss)
+            if progress is not None:
+                progress(step + 1, total, loss_value)
+
+    n_params = sum(p.numel() for p in model.parameters())
+    return {
+        "steps": total if diverged_at is None else diverged_at,
+        "planned_steps": total,
+        "diverged": diverged_at is not None,
+        "diverged_at": diverged_at,
+        "step_time_ms": 1e3 * statistics.median(step_times) if step_times else math.nan,
+        "train_time": train_time,
+        "state_bytes_per_param": state_bytes(opt) / n_params,
+        "n_params": n_params,
+        "batch_size": batch,
+        "steps_per_epoch": per_epoch,
+        "lr": lr,
+        "reductions": [r.__dict__ for c in controllers(schedule) for r in c.reductions],
+    }
