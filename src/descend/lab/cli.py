@@ -26,7 +26,8 @@ def _floats(text: str) -> list[float]:
     try:
         return [float(t) for t in _csv(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}") from None
 
 
 def _seeds(text: str) -> list[int]:
@@ -34,7 +35,8 @@ def _seeds(text: str) -> list[int]:
     try:
         values = [int(t) for t in _csv(text)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a count or a list of seeds, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a count or a list of seeds, got {text!r}") from None
     if len(values) == 1 and "," not in text:
         if values[0] < 1:
             raise argparse.ArgumentTypeError("the number of seeds must be >= 1")
@@ -46,7 +48,7 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value

@@ -251,6 +251,7 @@ def build_report(run_dir: str | Path, target: float | None = None) -> tuple[Comp
 
 def print_table(cmp: Comparison, console: Any = None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; the table needs more.
@@ -259,10 +260,10 @@ def print_table(cmp: Comparison, console: Any = None) -> None:
     for h in headers(cmp):
         table.add_column(h, justify="left" if h == "configuration" else "right")
     for row in table_rows(cmp):
-        table.add_row(*row)
+        table.add_row(*map(escape, row))  # labels hold "[schedule]", not rich markup
     console.print(table)
     for line in cmp.lines:
-        console.print(f"  • {line}")
+        console.print(f"  • {escape(line)}")
 
 
 __all__ = ["Row", "build_report", "print_table"]

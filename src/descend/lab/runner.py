@@ -70,12 +70,12 @@ class Grid:
     def _spec(self, task: Task, optimizer: str, schedule: str, seed: int, regime: str,
               **extra: Any) -> RunSpec:
         given = "lr" in registry.split_spec(optimizer, "optimizer")[1]
+        extra.setdefault("lr_source", "given" if given else "default")
         return RunSpec(task=self.task, optimizer=optimizer, schedule=schedule, seed=seed,
                        regime=regime, batch_size=self.batch_size or task.batch_size,
                        epochs=None if self.steps else (self.epochs or task.epochs),
-                       steps=self.steps, evals=self.evals,
-                       lr_source="given" if given else "default",
-                       task_options=self.task_options, **extra)
+                       steps=self.steps, evals=self.evals, task_options=self.task_options,
+                       **extra)
 
     def lrs_to_try(self, optimizer: str) -> list[float]:
         if self.lr_grid:

@@ -68,8 +68,6 @@ class RunSpec:
             parts.append(f"[{self.schedule}]")
         if self.regime != "minibatch":
             parts.append(f"({self.regime})")
-        elif self.batch_size != 64:
-            parts.append(f"(b={self.batch_size})")
         if self.lr_source == "tuned":
             parts.append("tuned")
         return " ".join(parts)

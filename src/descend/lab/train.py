@@ -95,7 +95,7 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
         loss = task.loss(model(data.x_train[idx]), data.y_train[idx])
         opt.zero_grad()
         loss.backward()
-        loss_value = float(loss)
+        loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             diverged_at = step
             break
