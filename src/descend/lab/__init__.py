@@ -12,6 +12,8 @@ _EXPORTS = {
     "get_task": ("descend.lab.tasks", "get_task"),
     "build_report": ("descend.lab.report", "build_report"),
     "plot_schedules": ("descend.lab.plots", "plot_schedules"),
+    "paths": ("descend.lab.paths", "paths"),
+    "Surface": ("descend.lab.surfaces", "Surface"),
 }
 
 __all__ = list(_EXPORTS)

@@ -127,6 +127,52 @@ def _add_list(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print as JSON")
 
 
+def _add_paths(sub: Any) -> None:
+    from .surfaces import SURFACES
+
+    p = sub.add_parser(
+        "paths", help="draw optimizer paths on a loss surface",
+        description="Run descend's optimizers on a 1-D or 2-D loss surface and draw their "
+        "paths: a PNG (contours, paths, start and minima, loss against step), optionally an "
+        "animated GIF (or MP4 with ffmpeg) and a 3-D view, and paths.json. Nothing is "
+        "clipped or tuned unless asked, and the figure's caption says what was.",
+        epilog="Gradient noise: N(0, (noise/sqrt(b))^2) per coordinate with b = 1 for "
+        "--regime sgd, --batch-size for minibatch, and no noise for full; seeded.")
+    p.add_argument("--surface", default="rosenbrock",
+                   help=f"the loss surface (default rosenbrock); one of: {', '.join(SURFACES)}")
+    p.add_argument("--optimizers", type=_csv, default=["sgd", "momentum", "rmsprop", "adam"],
+                   help="comma-separated optimizer specs, as for compare (default "
+                   "sgd,momentum,rmsprop,adam with their lab-default lrs)")
+    p.add_argument("--steps", type=_positive, default=200, help="steps per path (default 200)")
+    p.add_argument("--start", type=_floats, default=None,
+                   help="start point, e.g. '-1.5,2' (default: the surface's classic start)")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="per-example gradient noise level (default 0: exact gradients)")
+    p.add_argument("--regime", default="minibatch", choices=list(REGIMES),
+                   help="how noisy each gradient is: full (no noise), sgd (noise), "
+                   "minibatch (noise/sqrt(batch size)); default minibatch")
+    p.add_argument("--batch-size", type=_positive, default=16,
+                   help="batch size for the minibatch noise model (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the gradient noise (default 0)")
+    p.add_argument("--clip", type=float, default=None,
+                   help="clip gradients to this norm (default: no clipping); shown in the caption")
+    p.add_argument("--tune-lr", action="store_true",
+                   help="tune each optimizer's lr over its default x 1/30..30 (7 values) by "
+                   "final loss, the same budget for all; shown in the caption")
+    p.add_argument("--schedule", default="constant",
+                   help="lr schedule for every optimizer, as for compare (default constant)")
+    p.add_argument("--tolerance", type=float, default=1e-3,
+                   help="distance to a minimum that counts as reached (default 1e-3)")
+    p.add_argument("--animate", action="store_true", help="also write paths.gif")
+    p.add_argument("--mp4", action="store_true",
+                   help="also write paths.mp4 (needs ffmpeg on the PATH)")
+    p.add_argument("--3d", action="store_true", dest="three_d",
+                   help="also write paths3d.png, the surface in 3-D (2-D surfaces)")
+    p.add_argument("--out", default=None,
+                   help="output directory (default runs/paths/SURFACE)")
+    p.add_argument("--json", action="store_true", help="print the paths summary as JSON")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="descend", epilog=EPILOG,
@@ -135,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_report(sub)
     _add_list(sub)
+    _add_paths(sub)
     return p
 
 
@@ -200,7 +247,55 @@ def _list(args: argparse.Namespace) -> None:
         console.print(table)
 
 
-COMMANDS = {"compare": _compare, "report": _report, "list": _list}
+def _paths(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from . import pathplots
+    from .paths import paths
+
+    result = paths(args.surface, args.optimizers, steps=args.steps, start=args.start,
+                   noise=args.noise, regime=args.regime, batch_size=args.batch_size,
+                   seed=args.seed, clip=args.clip, tune_lr=args.tune_lr,
+                   schedule=registry.canonical_schedule(args.schedule),
+                   tolerance=args.tolerance)
+    out = Path(args.out or Path("runs") / "paths" / result.surface.name)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [pathplots.draw_png(result, out / "paths.png"),
+             pathplots.write_json(result, out / "paths.json")]
+    if args.animate:
+        files.append(pathplots.animate(result, out / "paths.gif"))
+    if args.mp4:
+        files.append(pathplots.animate(result, out / "paths.mp4"))
+    if args.three_d:
+        files.append(pathplots.draw_3d(result, out / "paths3d.png"))
+    rows = [{"optimizer": p.label, "lr": p.lr, "steps_to_tolerance": p.steps_to_tolerance,
+             "final_distance": p.final_distance, "final_loss": p.final_loss,
+             "diverged": p.diverged, "diverged_at": p.diverged_at} for p in result.paths]
+    if args.json:
+        print(json.dumps({"caption": result.caption(), "paths": rows,
+                          "files": [str(f) for f in files]}, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    table = Table(title=f"descend paths — {result.surface.name}")
+    for h in ("optimizer", "lr", f"steps to {args.tolerance:g} of a minimum",
+              "final distance", "final loss", "diverged"):
+        table.add_column(h, justify="left" if h == "optimizer" else "right")
+    for r in rows:
+        table.add_row(escape(r["optimizer"]), "—" if r["lr"] is None else f"{r['lr']:g}",
+                      "never" if r["steps_to_tolerance"] is None else str(r["steps_to_tolerance"]),
+                      f"{r['final_distance']:.4g}", f"{r['final_loss']:.4g}",
+                      f"at step {r['diverged_at']}" if r["diverged"] else "no")
+    console.print(table)
+    console.print(escape(result.caption()), style="dim")
+    for f in files:
+        console.print(f"wrote {f}")
+
+
+COMMANDS = {"compare": _compare, "report": _report, "list": _list, "paths": _paths}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         COMMANDS[args.command](args)
-    except (ValueError, DataError, RecordsError, FileNotFoundError) as e:
+    except (ValueError, DataError, RecordsError, FileNotFoundError, RuntimeError) as e:
         print(f"descend {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
