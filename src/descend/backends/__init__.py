@@ -1,31 +1,123 @@
 """How a rule runs: execution backends. They decide HOW, never WHAT is computed.
 
-A backend is a function ``step(rule, group, params, states)`` that applies `rule` to every
-parameter of one param group that has a gradient, updating parameters and state in place.
+- ``reference``: a plain loop over tensors, the ground truth (`reference.py`).
+- ``foreach``: the same rule on lists of tensors, one multi-tensor kernel per operation.
+- ``flat``: one contiguous buffer per (group, dtype, device); parameters and gradients
+  become views into it; the rule runs once per buffer.
+- ``compiled``: the flat layout, with the rule compiled by torch.compile into one kernel.
+- ``auto``: ``compiled`` for elementwise rules on large models (at least `COMPILE_MIN`
+  parameters in a group) where torch.compile works, ``flat`` for other elementwise rules,
+  ``reference`` for rules that reduce over a tensor.
+
+Every backend is tested against the reference loop. A backend object belongs to one
+optimizer: ``step(rule, group, params, states, group_index)`` applies `rule` to the
+parameters of one group that have gradients, and ``zero_grad()`` (flat layouts) zeroes the
+flat gradient buffers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import MutableMapping, Sequence
+from typing import Any
 
+from torch import Tensor
+
+from ..rules.base import Rule, State
 from . import reference
+from .common import context, hyperparameters, real_view
+from .flat import FlatBackend, compile_available
+from .tensorlist import TensorList
 
-Backend = Callable[..., None]
+# Below this many parameters in a group, compiling (seconds, once) rarely pays off.
+COMPILE_MIN = 1 << 20
 
-BACKENDS: dict[str, Backend] = {
-    "reference": reference.step,
+
+class ReferenceBackend:
+    name = "reference"
+
+    def step(self, rule: Rule, group: dict[str, Any], params: Sequence[Tensor],
+             states: MutableMapping[Tensor, State], group_index: int = 0) -> None:
+        reference.step(rule, group, params, states)
+
+    def zero_grad(self) -> None:
+        pass
+
+
+class ForeachBackend(ReferenceBackend):
+    """The rule applied to `TensorList`s: one `torch._foreach_*` kernel per operation for
+    all parameters that share a step count, dtype and device."""
+
+    name = "foreach"
+
+    def step(self, rule: Rule, group: dict[str, Any], params: Sequence[Tensor],
+             states: MutableMapping[Tensor, State], group_index: int = 0) -> None:
+        if not rule.elementwise:
+            reference.step(rule, group, params, states)
+            return
+        from .common import advance
+
+        hyper = hyperparameters(group)
+        maximize = hyper.get("maximize", False)
+        for (step, _, _), ps in advance(rule, group, params, states).items():
+            ctx = context(rule, hyper, step)
+            pv = TensorList(real_view(p) for p in ps)
+            g = TensorList(real_view(p.grad) for p in ps)
+            if maximize:
+                g = -g
+            state = {k: TensorList(states[p][k] for p in ps) for k in rule.state}
+            update, new_state = rule.update(g, state, pv, ctx)
+            for key, value in new_state.items():
+                state[key].copy_(value)
+            pv.add_(update)
+
+
+class AutoBackend(ReferenceBackend):
+    """Picks, per group and rule, the fastest backend that is correct for it."""
+
+    name = "auto"
+
+    def __init__(self) -> None:
+        self.flat = FlatBackend(compiled=False)
+        self.compiled = FlatBackend(compiled=True)
+        self._can_compile: bool | None = None
+
+    def choose(self, rule: Rule, group: dict[str, Any]) -> ReferenceBackend | FlatBackend:
+        if not rule.elementwise:
+            return _REFERENCE
+        size = sum(p.numel() for p in group["params"])
+        if size >= COMPILE_MIN:
+            if self._can_compile is None:
+                self._can_compile = compile_available()
+            if self._can_compile:
+                return self.compiled
+        return self.flat
+
+    def step(self, rule: Rule, group: dict[str, Any], params: Sequence[Tensor],
+             states: MutableMapping[Tensor, State], group_index: int = 0) -> None:
+        self.choose(rule, group).step(rule, group, params, states, group_index)
+
+    def zero_grad(self) -> None:
+        self.flat.zero_grad()
+        self.compiled.zero_grad()
+
+
+_REFERENCE = ReferenceBackend()
+BACKENDS = {
+    "auto": AutoBackend,
+    "reference": ReferenceBackend,
+    "foreach": ForeachBackend,
+    "flat": lambda: FlatBackend(compiled=False),
+    "compiled": lambda: FlatBackend(compiled=True),
 }
 
-# "auto" picks the best backend available for the rule; until faster executors land,
-# that is the reference loop.
-AUTO = "reference"
 
-
-def get_backend(name: str) -> Backend:
-    if name == "auto":
-        name = AUTO
+def make_backend(name: str) -> Any:
     try:
-        return BACKENDS[name]
+        return BACKENDS[name]()
     except KeyError:
-        allowed = ", ".join(repr(n) for n in ["auto", *BACKENDS])
+        allowed = ", ".join(repr(n) for n in BACKENDS)
         raise ValueError(f"unknown backend {name!r}; allowed: {allowed}") from None
+
+
+__all__ = ["AutoBackend", "FlatBackend", "ForeachBackend", "ReferenceBackend", "TensorList",
+           "make_backend"]

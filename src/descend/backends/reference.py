@@ -10,32 +10,10 @@ from __future__ import annotations
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from ..rules.base import Context, Rule, State
-
-# Keys of a param group that are bookkeeping, not hyperparameters.
-NOT_HYPERPARAMETERS = frozenset({"params", "param_names", "schedules"})
-
-
-def hyperparameters(group: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in group.items() if k not in NOT_HYPERPARAMETERS}
-
-
-def real_view(t: Tensor) -> Tensor:
-    return torch.view_as_real(t) if t.is_complex() else t
-
-
-def ensure_state(rule: Rule, state: State, p: Tensor) -> None:
-    """Create the state `rule` keeps for `p` where missing (first step, or a rule that a
-    hyperparameter change switched on, such as momentum set by a cyclic scheduler)."""
-    if "step" not in state:
-        state["step"] = 0
-    if any(key not in state for key in rule.state):
-        for key, value in rule.init(real_view(p)).items():
-            state.setdefault(key, value)
-
+from ..rules.base import Rule, State
+from .common import context, ensure_state, hyperparameters, real_view
 
 def step(rule: Rule, group: dict[str, Any], params: Sequence[Tensor],
          states: MutableMapping[Tensor, State]) -> None:
@@ -46,9 +24,7 @@ def step(rule: Rule, group: dict[str, Any], params: Sequence[Tensor],
         state = states[p]
         ensure_state(rule, state, p)
         state["step"] += 1
-        ctx = Context(hyper, step=state["step"])
-        if rule.prepare is not None:
-            ctx.update(rule.prepare(ctx))
+        ctx = context(rule, hyper, state["step"])
         g = real_view(p.grad)
         if maximize:
             g = -g

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..backends import get_backend
+from ..backends import make_backend
 from ..rules.base import Rule
 from ..schedules import Reduction, controllers, evaluate, is_scheduled
 from .checks import NONFINITE_POLICIES, check_choice, check_hyperparameters
@@ -45,7 +45,10 @@ class RuleOptimizer(torch.optim.Optimizer):
             parameters and state untouched and counts the step in `skipped_steps`;
             ``"raise"`` raises `FloatingPointError` naming the parameter, also before
             touching anything.
-        backend: how the rule runs: ``"auto"`` or ``"reference"`` (see `descend.backends`).
+        backend: how the rule runs: ``"auto"`` (default), ``"reference"``, ``"foreach"``,
+            ``"flat"`` or ``"compiled"`` (see `descend.backends`). The flat layouts turn
+            parameters and gradients into views of one buffer per group, and `zero_grad`
+            then zeroes gradients instead of setting them to None.
         **defaults: the hyperparameters the rule reads (``lr`` and whatever else).
 
     Any hyperparameter may be a schedule (`descend.schedules`) instead of a number, in the
@@ -71,7 +74,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         self._rule = rule
         self.nonfinite = nonfinite
         self.backend = backend
-        self._backend_step = get_backend(backend)
+        self._backend = make_backend(backend)
         self.skipped_steps = 0
         self.steps_done = 0
         super().__init__(params, defaults)
@@ -129,13 +132,34 @@ class RuleOptimizer(torch.optim.Optimizer):
                 for gi, group in enumerate(self.param_groups)]
         if self.nonfinite != "ignore" and not self._all_finite(work):
             return loss
-        for group, params in work:
+        for gi, (group, params) in enumerate(work):
             for name, schedule in group["schedules"].items():
                 group[name] = evaluate(schedule, self.steps_done)
             if params:
-                self._backend_step(self.recipe(group), group, params, self.state)
+                self._backend.step(self.recipe(group), group, params, self.state, gi)
         self.steps_done += 1
         return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset gradients. Parameters held in a flat buffer get their gradients zeroed in
+        one pass (they stay views of the buffer); the others follow torch: set to None,
+        or zeroed with ``set_to_none=False``."""
+        self._backend.zero_grad()
+        flat = {id(p) for b in getattr(self._backend, "buckets", {}).values() for p in b.params}
+        for attr in ("flat", "compiled"):
+            sub = getattr(self._backend, attr, None)
+            if sub is not None and hasattr(sub, "buckets"):
+                flat |= {id(p) for b in sub.buckets.values() for p in b.params}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None or id(p) in flat:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.detach_()
+                    p.grad.requires_grad_(False)
+                    p.grad.zero_()
 
     def report(self, metric: float) -> list[Reduction]:
         """Feed a validation metric to every `ReduceOnPlateau` among the schedules; returns

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor
 
 from .base import Context, Rule, State
@@ -89,7 +88,7 @@ def scale_by_adam(amsgrad: bool = False, bias_correction: bool = True) -> Rule:
         v = beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g
         new_state = {"exp_avg": m, "exp_avg_sq": v}
         if amsgrad:
-            v = torch.maximum(state["max_exp_avg_sq"], v)
+            v = state["max_exp_avg_sq"].maximum(v)
             new_state["max_exp_avg_sq"] = v
         m_hat = m / ctx.bias_correction1
         denom = v.sqrt() / ctx.bias_correction2_sqrt + ctx.eps

@@ -14,7 +14,10 @@ param groups where schedulers (ours and torch's) change them between steps. Only
 options (AMSGrad on/off, Nesterov on/off) are arguments of a rule's constructor.
 
 Executing a rule (looping over tensors, writing state back, fusing) is the job of
-`descend.backends`; nothing here knows how it will be run.
+`descend.backends`; nothing here knows how it will be run. So that every backend can run
+the same code, rules use tensor *methods* and operators (``v.maximum(w)``, ``m.lerp(g, w)``,
+``d.sqrt()``), not ``torch.*`` functions: the foreach backend passes lists of tensors that
+implement exactly those.
 """
 
 from __future__ import annotations
@@ -31,24 +34,46 @@ UpdateFn = Callable[[Tensor, State, Tensor, "Context"], tuple[Tensor, State]]
 PrepareFn = Callable[["Context"], Mapping[str, Any]]
 
 
-class Context(dict):
+class MissingHyperparameter(AttributeError, KeyError):
+    """A rule asked for a hyperparameter its param group does not define."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Context:
     """Hyperparameters and per-step scalars of one param group at one step.
 
-    A dict whose keys also read as attributes, so that rules read like the maths
-    (``ctx.lr * d``). Missing keys raise a `KeyError` that names the key and the rule's
-    need, instead of an opaque `AttributeError`.
+    Read as attributes, so that rules read like the maths (``ctx.lr * d``). A missing name
+    raises `MissingHyperparameter` (both an AttributeError and a KeyError) naming it and
+    what the group has. A plain object rather than a dict, so that torch.compile traces
+    attribute reads without graph breaks.
     """
 
-    __slots__ = ()
+    def __init__(self, values: Mapping[str, Any] = (), **more: Any) -> None:
+        self.__dict__.update(values, **more)
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise KeyError(
-                f"this rule needs the hyperparameter {name!r}, which the param group does not "
-                f"define (it has: {', '.join(sorted(self))})"
-            ) from None
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise MissingHyperparameter(
+            f"this rule needs the hyperparameter {name!r}, which the param group does not "
+            f"define (it has: {', '.join(sorted(self.__dict__))})")
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.__dict__.get(name, default)
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    def items(self) -> Any:
+        return self.__dict__.items()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.__dict__
+
+    def __repr__(self) -> str:
+        return f"Context({self.__dict__!r})"
 
 
 def _no_state(p: Tensor) -> State:

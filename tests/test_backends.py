@@ -1,0 +1,169 @@
+"""Every backend against the reference loop, for parameters and state."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from optim_db import CASES, REPRESENTATIVES
+from problems import clone_params, loss_fn
+
+import descend
+import descend.schedules as S
+
+EAGER = ["foreach", "flat"]
+
+
+def _shapes():
+    dims = st.integers(1, 5)
+    return st.lists(st.one_of(st.tuples(dims), st.tuples(dims, dims),
+                              st.tuples(dims, dims, dims)), min_size=1, max_size=5)
+
+
+def _params(shapes, dtype, seed):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype).requires_grad_()
+            for s in shapes]
+
+
+def _run(case, params, backend, steps, groups=1, overrides=None):
+    if groups == 2 and len(params) > 1:
+        spec = [{"params": params[:1], "lr": case.kwargs.get("lr", 1e-3) / 3},
+                {"params": params[1:]}]
+    else:
+        spec = params
+    opt = case.make(spec, backend=backend, **(overrides or {}))
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_fn(params).backward()
+        opt.step()
+    return opt
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shapes=_shapes(), dtype=st.sampled_from([torch.float32, torch.float64]),
+       groups=st.sampled_from([1, 2]), case=st.sampled_from(CASES),
+       backend=st.sampled_from(EAGER), seed=st.integers(0, 1000))
+def test_eager_backends_are_bitwise_equal_to_the_reference(shapes, dtype, groups, case,
+                                                             backend, seed):
+    ref = _params(shapes, dtype, seed)
+    fast = clone_params(ref)
+    ref_opt = _run(case, ref, "reference", 6, groups)
+    opt = _run(case, fast, backend, 6, groups)
+    for p, q in zip(ref, fast):
+        assert torch.equal(p, q)
+        for key, value in ref_opt.state[p].items():
+            other = opt.state[q][key]
+            assert torch.equal(value, other) if torch.is_tensor(value) else value == other
+
+
+@pytest.mark.parametrize("backend", ["reference", "foreach", "flat"])
+def test_state_dicts_are_interchangeable_between_backends(backend):
+    case = next(c for c in CASES if c.id == "adam-amsgrad-wd")
+    straight = _params([(3, 4), (5,)], torch.float32, 0)
+    _run(case, straight, "reference", 10)
+    first = _params([(3, 4), (5,)], torch.float32, 0)
+    opt = _run(case, first, "flat", 4)
+    buffer = io.BytesIO()
+    torch.save({"p": [p.detach().clone() for p in first], "o": opt.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    second = [p.clone().requires_grad_() for p in saved["p"]]
+    opt2 = case.make(second, backend=backend)
+    opt2.load_state_dict(saved["o"])
+    for _ in range(6):
+        opt2.zero_grad()
+        loss_fn(second).backward()
+        opt2.step()
+    assert all(torch.equal(p, q) for p, q in zip(straight, second))
+
+
+def test_flat_backend_handles_replaced_and_missing_gradients():
+    case = next(c for c in CASES if c.id == "adam")
+    ref, fast = _params([(4, 3), (6,), (2,)], torch.float64, 1), None
+    fast = clone_params(ref)
+    ref_opt, opt = case.make(ref, backend="reference"), case.make(fast, backend="flat")
+    for step in range(8):
+        for params, o in ((ref, ref_opt), (fast, opt)):
+            if step % 3 == 0:
+                for p in params:
+                    p.grad = None          # user code resets .grad itself
+            else:
+                o.zero_grad()
+            loss_fn(params).backward()
+            if step == 4:
+                params[1].grad = torch.ones_like(params[1])   # a tool assigns a gradient
+            if step == 5:
+                params[2].grad = None                         # no gradient this step
+            o.step()
+    for p, q in zip(ref, fast):
+        assert torch.equal(p, q)
+    assert opt.state[fast[2]]["step"] == ref_opt.state[ref[2]]["step"] == 7
+
+
+def test_flat_parameters_are_views_and_zero_grad_is_one_pass():
+    params = _params([(3, 3), (4,)], torch.float32, 2)
+    opt = descend.Adam(params, backend="flat")
+    loss_fn(params).backward()
+    opt.step()
+    bucket = next(iter(opt._backend.buckets.values()))
+    base = bucket.param.data_ptr()
+    assert params[0].data_ptr() == base and params[1].data_ptr() == base + 9 * 4
+    assert params[0].grad.data_ptr() == bucket.grad.data_ptr()
+    opt.zero_grad()
+    assert all(p.grad is not None and not p.grad.any() for p in params)
+    assert opt.state[params[1]]["exp_avg"].data_ptr() == bucket.state["exp_avg"].data_ptr() + 36
+
+
+def test_frozen_and_complex_parameters_fall_back_correctly():
+    ref = [torch.randn(3, requires_grad=True), torch.randn(2, dtype=torch.complex64,
+                                                            requires_grad=True)]
+    frozen = torch.randn(2)
+    fast = clone_params(ref)
+    ref_opt = descend.Adam([*ref, frozen.clone()], backend="reference", lr=0.1)
+    opt = descend.Adam([*fast, frozen.clone()], backend="flat", lr=0.1)
+    for params, o in ((ref, ref_opt), (fast, opt)):
+        for _ in range(3):
+            o.zero_grad()
+            (params[0].sum() ** 2 + params[1].abs().sum()).backward()
+            o.step()
+    assert all(torch.equal(p, q) for p, q in zip(ref, fast))
+
+
+# -- the compiled path (slow: each recipe compiles once, several seconds on this CPU) -------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", REPRESENTATIVES, ids=[c.id for c in REPRESENTATIVES])
+def test_compiled_backend_matches_the_reference(case):
+    ref = _params([(8, 5), (5,), (3, 2, 2)], torch.float64, 3)
+    fast = clone_params(ref)
+    ref_opt = _run(case, ref, "reference", 8)
+    opt = _run(case, fast, "compiled", 8)
+    for p, q in zip(ref, fast):
+        torch.testing.assert_close(q, p, rtol=1e-12, atol=1e-12)
+        for key, value in ref_opt.state[p].items():
+            if torch.is_tensor(value):
+                torch.testing.assert_close(opt.state[q][key], value, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_a_schedule_never_recompiles():
+    """1000 steps while lr and beta1 change at every step: one compiled graph."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    params = _params([(16, 8), (8,)], torch.float32, 4)
+    opt = descend.Adam(params, lr=S.warmup_cosine(1e-2, 50, 1000),
+                       betas=(S.linear(0.8, 0.95, 1000), 0.999), backend="compiled")
+    for _ in range(1000):
+        opt.zero_grad()
+        (params[0].square().sum() + params[1].sum()).backward()
+        opt.step()
+    assert counters["stats"]["unique_graphs"] == 1
+    assert not counters["graph_break"]
+    assert counters["recompiles"] == {} or sum(counters["recompiles"].values()) == 0
