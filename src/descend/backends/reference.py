@@ -15,6 +15,7 @@ from torch import Tensor
 from ..rules.base import Rule, State
 from .common import context, ensure_state, hyperparameters, real_view
 
+
 def step(rule: Rule, group: dict[str, Any], params: Sequence[Tensor],
          states: MutableMapping[Tensor, State]) -> None:
     """Apply `rule` once to every parameter in `params` (all have a gradient)."""
