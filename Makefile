@@ -38,5 +38,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests examples docs benchmarks
 	$(BIN)/lint-imports
 
+# Optimizer-step benchmarks against torch.optim in one run; writes benchmarks/results.json
+# and docs/performance.md. Takes several minutes (the compiled path compiles each recipe).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

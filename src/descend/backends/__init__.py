@@ -6,25 +6,27 @@
   become views into it; the rule runs once per buffer.
 - ``compiled``: the flat layout, with the rule compiled by torch.compile into one kernel.
 - ``auto``: ``compiled`` for elementwise rules on large models (at least `COMPILE_MIN`
-  parameters in a group) where torch.compile works, ``flat`` for other elementwise rules,
+  parameters in a group) where torch.compile works; ``flat`` for other elementwise rules
+  (on small models, where a compile of several seconds cannot pay off, the eager flat path
+  measured faster than ``reference`` and ``foreach``: see docs/performance.md);
   ``reference`` for rules that reduce over a tensor.
 
 Every backend is tested against the reference loop. A backend object belongs to one
-optimizer: ``step(rule, group, params, states, group_index)`` applies `rule` to the
-parameters of one group that have gradients, and ``zero_grad()`` (flat layouts) zeroes the
-flat gradient buffers.
+optimizer: ``step(rule, group, states, group_index)`` applies `rule` to the parameters of
+one group that have gradients; ``zero_grad()`` zeroes the flat gradient buffers and
+``owned()`` names the parameters held in them (flat layouts).
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import MutableMapping
 from typing import Any
 
 from torch import Tensor
 
 from ..rules.base import Rule, State
 from . import reference
-from .common import context, hyperparameters, real_view
+from .common import advance, context, hyperparameters, real_view
 from .flat import FlatBackend, compile_available
 from .tensorlist import TensorList
 
@@ -35,12 +37,15 @@ COMPILE_MIN = 1 << 20
 class ReferenceBackend:
     name = "reference"
 
-    def step(self, rule: Rule, group: dict[str, Any], params: Sequence[Tensor],
-             states: MutableMapping[Tensor, State], group_index: int = 0) -> None:
-        reference.step(rule, group, params, states)
+    def step(self, rule: Rule, group: dict[str, Any], states: MutableMapping[Tensor, State],
+             group_index: int = 0) -> None:
+        reference.step(rule, group, states)
 
     def zero_grad(self) -> None:
         pass
+
+    def owned(self) -> set[int]:
+        return set()
 
 
 class ForeachBackend(ReferenceBackend):
@@ -49,13 +54,12 @@ class ForeachBackend(ReferenceBackend):
 
     name = "foreach"
 
-    def step(self, rule: Rule, group: dict[str, Any], params: Sequence[Tensor],
-             states: MutableMapping[Tensor, State], group_index: int = 0) -> None:
+    def step(self, rule: Rule, group: dict[str, Any], states: MutableMapping[Tensor, State],
+             group_index: int = 0) -> None:
         if not rule.elementwise:
-            reference.step(rule, group, params, states)
+            reference.step(rule, group, states)
             return
-        from .common import advance
-
+        params = [p for p in group["params"] if p.grad is not None]
         hyper = hyperparameters(group)
         maximize = hyper.get("maximize", False)
         for (step, _, _), ps in advance(rule, group, params, states).items():
@@ -92,13 +96,16 @@ class AutoBackend(ReferenceBackend):
                 return self.compiled
         return self.flat
 
-    def step(self, rule: Rule, group: dict[str, Any], params: Sequence[Tensor],
-             states: MutableMapping[Tensor, State], group_index: int = 0) -> None:
-        self.choose(rule, group).step(rule, group, params, states, group_index)
+    def step(self, rule: Rule, group: dict[str, Any], states: MutableMapping[Tensor, State],
+             group_index: int = 0) -> None:
+        self.choose(rule, group).step(rule, group, states, group_index)
 
     def zero_grad(self) -> None:
         self.flat.zero_grad()
         self.compiled.zero_grad()
+
+    def owned(self) -> set[int]:
+        return self.flat.owned() | self.compiled.owned()
 
 
 _REFERENCE = ReferenceBackend()

@@ -16,9 +16,12 @@ from ..rules.base import Rule, State
 from .common import context, ensure_state, hyperparameters, real_view
 
 
-def step(rule: Rule, group: dict[str, Any], params: Sequence[Tensor],
-         states: MutableMapping[Tensor, State]) -> None:
-    """Apply `rule` once to every parameter in `params` (all have a gradient)."""
+def step(rule: Rule, group: dict[str, Any], states: MutableMapping[Tensor, State],
+         params: Sequence[Tensor] | None = None) -> None:
+    """Apply `rule` once to every parameter of `group` that has a gradient (or to
+    `params`, a subset that all have one)."""
+    if params is None:
+        params = [p for p in group["params"] if p.grad is not None]
     hyper = hyperparameters(group)
     maximize = hyper.get("maximize", False)
     for p in params:

@@ -128,15 +128,15 @@ class RuleOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
 
-        work = [(group, self._params_with_grad(gi, group))
-                for gi, group in enumerate(self.param_groups)]
-        if self.nonfinite != "ignore" and not self._all_finite(work):
+        # Every check runs over all groups before anything is written, so a refused or
+        # skipped step changes nothing.
+        self._check_sparse()
+        if self.nonfinite != "ignore" and not self._all_finite():
             return loss
-        for gi, (group, params) in enumerate(work):
+        for gi, group in enumerate(self.param_groups):
             for name, schedule in group["schedules"].items():
                 group[name] = evaluate(schedule, self.steps_done)
-            if params:
-                self._backend.step(self.recipe(group), group, params, self.state, gi)
+            self._backend.step(self.recipe(group), group, self.state, gi)
         self.steps_done += 1
         return loss
 
@@ -145,11 +145,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         one pass (they stay views of the buffer); the others follow torch: set to None,
         or zeroed with ``set_to_none=False``."""
         self._backend.zero_grad()
-        flat = {id(p) for b in getattr(self._backend, "buckets", {}).values() for p in b.params}
-        for attr in ("flat", "compiled"):
-            sub = getattr(self._backend, attr, None)
-            if sub is not None and hasattr(sub, "buckets"):
-                flat |= {id(p) for b in sub.buckets.values() for p in b.params}
+        flat = self._backend.owned()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None or id(p) in flat:
@@ -172,29 +168,27 @@ class RuleOptimizer(torch.optim.Optimizer):
         reductions = [c.report(metric, self.steps_done) for c in seen.values()]
         return [r for r in reductions if r is not None]
 
-    def _params_with_grad(self, gi: int, group: dict[str, Any]) -> list[Tensor]:
-        params = []
-        for pi, p in enumerate(group["params"]):
-            if p.grad is None:
-                continue
-            if p.grad.is_sparse:
+    def _check_sparse(self) -> None:
+        for gi, group in enumerate(self.param_groups):
+            if any(p.grad is not None and p.grad.is_sparse for p in group["params"]):
+                pi = next(i for i, p in enumerate(group["params"])
+                          if p.grad is not None and p.grad.is_sparse)
                 raise TypeError(
                     f"{type(self).__name__}: parameter {pi} of group {gi} has a sparse "
                     "gradient, which descend does not support; use dense gradients "
                     "(e.g. nn.Embedding(..., sparse=False))"
                 )
-            params.append(p)
-        return params
 
-    def _all_finite(self, work: list[tuple[dict[str, Any], list[Tensor]]]) -> bool:
-        grads = [p.grad for _, params in work for p in params]
+    def _all_finite(self) -> bool:
+        grads = [p.grad for group in self.param_groups for p in group["params"]
+                 if p.grad is not None]
         if not grads:
             return True
         finite = torch.stack([torch.isfinite(g).all() for g in grads])
         if bool(finite.all()):
             return True
         if self.nonfinite == "raise":
-            gi, pi = next((gi, pi) for gi, (group, params) in enumerate(work)
+            gi, pi = next((gi, pi) for gi, group in enumerate(self.param_groups)
                           for pi, p in enumerate(group["params"])
                           if p.grad is not None and not bool(torch.isfinite(p.grad).all()))
             raise FloatingPointError(

@@ -67,7 +67,8 @@ def scale_by_adam(amsgrad: bool = False, bias_correction: bool = True) -> Rule:
 
     eps is added after bias-correcting v, as in the paper's Algorithm 1 and torch.optim.Adam
     (Keras instead adds its "epsilon hat" to the uncorrected sqrt(v_t)). The bias corrections
-    are per-step scalars computed once in Python (see `prepare`). With
+    are per-step scalars computed once in Python (see `prepare`), applied as multiplications
+    by their reciprocals, which keeps divisions out of the hot loop. With
     ``bias_correction=False`` they are 1: the first steps are then tiny, since m_1 is
     (1 - beta1) g_1, and the denominator is sqrt(1 - beta2) |g_1|, which shows what the
     correction is for. State: ``exp_avg``, ``exp_avg_sq`` and, with AMSGrad, ``max_exp_avg_sq``.
@@ -75,11 +76,11 @@ def scale_by_adam(amsgrad: bool = False, bias_correction: bool = True) -> Rule:
 
     def prepare(ctx: Context) -> dict[str, float]:
         if not bias_correction:
-            return {"bias_correction1": 1.0, "bias_correction2_sqrt": 1.0}
+            return {"inv_bias_correction1": 1.0, "inv_bias_correction2_sqrt": 1.0}
         beta1, beta2 = ctx.betas
         return {
-            "bias_correction1": 1 - beta1**ctx.step,
-            "bias_correction2_sqrt": math.sqrt(1 - beta2**ctx.step),
+            "inv_bias_correction1": 1 / (1 - beta1**ctx.step),
+            "inv_bias_correction2_sqrt": 1 / math.sqrt(1 - beta2**ctx.step),
         }
 
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
@@ -90,8 +91,8 @@ def scale_by_adam(amsgrad: bool = False, bias_correction: bool = True) -> Rule:
         if amsgrad:
             v = state["max_exp_avg_sq"].maximum(v)
             new_state["max_exp_avg_sq"] = v
-        m_hat = m / ctx.bias_correction1
-        denom = v.sqrt() / ctx.bias_correction2_sqrt + ctx.eps
+        m_hat = m * ctx.inv_bias_correction1
+        denom = v.sqrt() * ctx.inv_bias_correction2_sqrt + ctx.eps
         return m_hat / denom, new_state
 
     keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
