@@ -106,6 +106,9 @@ def _add_compare(sub: Any) -> None:
                    help="parallel runs (default: the number of CPU cores)")
     p.add_argument("--data-dir", default=None,
                    help="folder of IDX files for the mnist-* and fashion-* tasks")
+    p.add_argument("--config", default=None,
+                   help="a best-configuration file from 'descend tune' (JSON or TOML): adds "
+                   "its optimizer, and uses its schedule unless --schedule is given")
     p.add_argument("--json", action="store_true",
                    help="print the comparison as JSON instead of tables")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -173,6 +176,86 @@ def _add_paths(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the paths summary as JSON")
 
 
+def _add_lr_find(sub: Any) -> None:
+    p = sub.add_parser(
+        "lr-find", help="learning-rate range test: sweep the lr, plot the loss, suggest an lr",
+        description="Train a task's model for a few hundred mini-batches while the lr grows "
+        "from --start to --end, plot loss against lr with the suggestions of three rules "
+        "(steepest descent, minimum/10, valley), and print the 'descend compare' arguments "
+        "that train around the suggestion. The model and optimizer are restored afterwards.")
+    p.add_argument("--task", default=DEFAULT_TASK, help=f"task (default {DEFAULT_TASK})")
+    p.add_argument("--optimizer", default="adam",
+                   help="optimizer spec, as for compare (default adam); its lr is swept")
+    p.add_argument("--start", type=float, default=1e-7, help="first lr (default 1e-7)")
+    p.add_argument("--end", type=float, default=10.0, help="last lr (default 10)")
+    p.add_argument("--steps", type=_positive, default=100,
+                   help="mini-batches in the sweep (default 100)")
+    p.add_argument("--mode", choices=["exp", "linear"], default="exp",
+                   help="how the lr grows (default exp)")
+    p.add_argument("--batch-size", type=_positive, default=None,
+                   help="mini-batch size (default: the task's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model and batches")
+    p.add_argument("--schedule", default="onecycle",
+                   help="schedule to suggest around the lr (onecycle or warmup-cosine; "
+                   "default onecycle)")
+    p.add_argument("--rule", default="valley", choices=["valley", "steepest", "minimum/10"],
+                   help="which suggestion the emitted compare arguments use (default valley)")
+    p.add_argument("--out", default=None, help="output directory (default runs/lr-find/TASK)")
+    p.add_argument("--data-dir", default=None, help="IDX folder for mnist-*/fashion-* tasks")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _add_tune(sub: Any) -> None:
+    from .tune import PRUNERS
+
+    p = sub.add_parser(
+        "tune", help="hyperparameter search with Optuna (one machine or many)",
+        description="An Optuna study over the optimizer (categorical), its lr (log), "
+        "momentum, betas, weight decay, and the schedule. Trials are lab runs that report "
+        "validation loss at each evaluation, so bad trials are pruned. Storage: SQLite in "
+        "the output directory by default; with --storage postgresql://USER:PASS@HOST/DB any "
+        "number of workers on any number of machines join the same --study. A killed "
+        "worker loses only its trial, which the others retry.",
+        epilog="Ranges are LOW:HIGH. A space file (TOML or YAML) takes the same keys: "
+        "optimizers, schedules, lr, momentum, beta1, beta2, weight_decay, warmup.")
+    p.add_argument("--task", default=DEFAULT_TASK, help=f"task (default {DEFAULT_TASK})")
+    p.add_argument("--space", default=None, help="search space file (TOML or YAML)")
+    p.add_argument("--optimizers", type=_csv, default=None,
+                   help="optimizers to choose from (default adam,sgd)")
+    p.add_argument("--schedules", type=_csv, default=None,
+                   help="schedules to choose from (default constant)")
+    p.add_argument("--lr", default=None,
+                   help="lr range LOW:HIGH, log scale (default: 1/30..30x each default)")
+    p.add_argument("--momentum", default=None, help="momentum range (optimizers that have it)")
+    p.add_argument("--beta1", default=None, help="beta1 range (Adam family, Lion)")
+    p.add_argument("--beta2", default=None, help="beta2 range (Adam family, Lion)")
+    p.add_argument("--weight-decay", default=None, help="weight decay range, log scale")
+    p.add_argument("--warmup", default=None,
+                   help="warmup fraction range for warmup-cosine and wsd")
+    p.add_argument("--trials", type=_positive, default=20,
+                   help="finished (complete or pruned) trials the study needs (default 20)")
+    p.add_argument("--epochs", type=_positive, default=None,
+                   help="epochs per trial (default: the task's)")
+    p.add_argument("--batch-size", type=_positive, default=None, help="mini-batch size")
+    p.add_argument("--evals", type=_positive, default=10,
+                   help="evaluations per trial, the pruner's checkpoints (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial")
+    p.add_argument("--pruner", choices=list(PRUNERS), default="median",
+                   help="median, halving (successive halving) or none (default median)")
+    p.add_argument("--storage", default=None,
+                   help="database URL (default: sqlite in --out); e.g. postgresql://...")
+    p.add_argument("--study", default=None,
+                   help="study name, to resume it or to join it from other workers "
+                   "(default descend-TASK)")
+    p.add_argument("--heartbeat", type=float, default=10.0,
+                   help="seconds between worker heartbeats (default 10); a trial silent "
+                   "for 3 heartbeats is failed and retried")
+    p.add_argument("--out", default=None, help="output directory (default runs/tune/TASK)")
+    p.add_argument("--data-dir", default=None, help="IDX folder for mnist-*/fashion-* tasks")
+    p.add_argument("--json", action="store_true", help="print the best configuration as JSON")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="descend", epilog=EPILOG,
@@ -182,6 +265,8 @@ def parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_list(sub)
     _add_paths(sub)
+    _add_lr_find(sub)
+    _add_tune(sub)
     return p
 
 
@@ -197,6 +282,15 @@ def _emit(args: argparse.Namespace, cmp: Any, report_path: Any) -> None:
 
 def _compare(args: argparse.Namespace) -> None:
     from .compare import compare
+
+    if args.config:
+        from .tune import load_config
+
+        config = load_config(args.config)
+        args.optimizers = [*args.optimizers, config["optimizer"]] if "--optimizers" in \
+            sys.argv else [config["optimizer"]]
+        if args.schedules == ["constant"]:
+            args.schedules = [config["schedule"]]
 
     cmp = compare(args.task, args.optimizers, schedules=args.schedules, seeds=args.seeds,
                   regimes=args.regimes, batch_size=args.batch_size, epochs=args.epochs,
@@ -295,7 +389,85 @@ def _paths(args: argparse.Namespace) -> None:
         console.print(f"wrote {f}")
 
 
-COMMANDS = {"compare": _compare, "report": _report, "list": _list, "paths": _paths}
+def _lr_find(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    import torch
+
+    from .lrfind import lr_find, plot
+    from .registry import build_optimizer, canonical_optimizer, canonical_schedule
+    from .tasks import get_task
+
+    spec = canonical_optimizer(args.optimizer)
+    canonical_schedule(args.schedule)
+    task = get_task(args.task, **({"data_dir": args.data_dir} if args.data_dir else {}))
+    torch.manual_seed(args.seed)
+    model = task.make_model()
+    opt = build_optimizer(spec, model.parameters())
+    data = task.splits
+    result = lr_find(model, task.loss, (data.x_train, data.y_train), opt,
+                     start_lr=args.start, end_lr=args.end, steps=args.steps, mode=args.mode,
+                     batch_size=args.batch_size or task.batch_size, seed=args.seed)
+    out = Path(args.out or Path("runs") / "lr-find" / args.task)
+    out.mkdir(parents=True, exist_ok=True)
+    png = plot(result, out / "lr_find.png", title=f"{args.task}, {spec}")
+    compare_args = (result.schedule_args(spec, args.schedule, args.rule)
+                    if result.suggestions else [])
+    payload = {**result.to_json(), "optimizer": spec, "compare_args": compare_args,
+               "plot": str(png)}
+    (out / "lr_find.json").write_text(json.dumps(payload, indent=1))
+    if args.json:
+        print(json.dumps({k: v for k, v in payload.items()
+                          if k not in ("lrs", "losses", "smoothed")}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"lr range test — {args.task}, {spec}")
+    table.add_column("rule")
+    table.add_column("suggested lr", justify="right")
+    for name, lr in result.suggestions.items():
+        table.add_row(name, f"{lr:.3g}")
+    console.print(table)
+    console.print(f"{len(result.lrs)} steps; stopped: {result.stop_reason}")
+    if compare_args:
+        console.print("train around it:  descend compare --task " + args.task + " "
+                      + " ".join(compare_args))
+    console.print(f"wrote {png} and {out / 'lr_find.json'}")
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from .tune import Space, TuneSettings, parse_range, tune
+
+    space = Space.from_file(args.space) if args.space else Space()
+    if args.optimizers:
+        space.optimizers = args.optimizers
+    if args.schedules:
+        space.schedules = args.schedules
+    for name in ("lr", "momentum", "beta1", "beta2", "weight_decay", "warmup"):
+        text = getattr(args, name)
+        if text:
+            setattr(space, name, parse_range(text, "--" + name.replace("_", "-")))
+    space.__post_init__()
+    settings = TuneSettings(task=args.task, space=space, trials=args.trials,
+                            epochs=args.epochs, batch_size=args.batch_size, evals=args.evals,
+                            seed=args.seed, pruner=args.pruner, storage=args.storage,
+                            study=args.study, heartbeat=args.heartbeat, out=args.out,
+                            data_dir=args.data_dir)
+    best = tune(settings, progress=not (args.no_progress or args.json))
+    if args.json:
+        print(json.dumps(best, indent=2, default=str))
+        return
+    print(f"best: {best['optimizer']}  schedule {best['schedule']}  "
+          f"final val loss {best['value']:.4g} (trial {best['trial']}); trials: "
+          + ", ".join(f"{k} {v}" for k, v in best["trials"].items()))
+    print(f"reuse it:  descend compare --task {args.task} --config "
+          f"{(args.out or 'runs/tune/' + args.task)}/best.json")
+
+
+COMMANDS = {"compare": _compare, "report": _report, "list": _list, "paths": _paths,
+            "lr-find": _lr_find, "tune": _tune}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

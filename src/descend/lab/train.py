@@ -68,6 +68,8 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
     train_time = 0.0
     diverged_at: int | None = None
 
+    last: dict[str, Any] = {}
+
     def record(step: int) -> float:
         train_loss, train_acc = evaluate(model, task, data.x_train, data.y_train)
         val_loss, val_acc = evaluate(model, task, data.x_val, data.y_val)
@@ -81,6 +83,7 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
         if optimum is not None:
             rec["distance"] = float((flat_parameters(model) - optimum).norm())
         write(rec)
+        last.update(rec)
         batch_losses.clear()
         return val_loss
 
@@ -136,4 +139,6 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
         "steps_per_epoch": per_epoch,
         "lr": lr,
         "reductions": [r.__dict__ for c in controllers(schedule) for r in c.reductions],
+        "final_val_loss": last["val_loss"],
+        "final_val_acc": last["val_acc"],
     }

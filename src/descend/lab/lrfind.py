@@ -1,0 +1,190 @@
+"""The learning-rate range test (Smith, 2017; popularised by fastai): sweep the lr over a
+few hundred mini-batches, watch the loss, suggest an lr, and put everything back.
+
+Suggestion rules (all are reported; none is "the" answer):
+- ``steepest``: the lr where the smoothed loss falls fastest against log(lr).
+- ``minimum/10``: the lr of the lowest smoothed loss, divided by 10 (the loss is already
+  turning there, so a tenth of it is a safe, still-fast rate).
+- ``valley``: fastai's rule: the longest stretch over which the loss keeps decreasing
+  (the longest decreasing subsequence of the smoothed loss); the lr part-way down its
+  middle third, where the descent is steady.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .tasks import _materialise
+
+
+@dataclass
+class LRFindResult:
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    suggestions: dict[str, float]
+    stopped_early: bool
+    stop_reason: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def schedule_args(self, optimizer: str, schedule: str = "onecycle",
+                      rule: str = "valley") -> list[str]:
+        """Arguments for ``descend compare`` that train around the suggested lr."""
+        from .registry import canonical_optimizer, canonical_schedule, with_lr
+
+        lr = self.suggestions.get(rule) or next(iter(self.suggestions.values()))
+        peak = lr * 10 if schedule == "onecycle" else lr  # 1cycle peaks above, then anneals
+        return ["--optimizers", with_lr(canonical_optimizer(optimizer), float(f"{peak:.3g}")),
+                "--schedule", canonical_schedule(schedule)]
+
+
+def lr_schedule(start: float, end: float, steps: int, mode: str) -> list[float]:
+    if not (0 < start < end) or not math.isfinite(end):
+        raise ValueError(f"need 0 < start < end, got start={start!r}, end={end!r}")
+    if steps < 2:
+        raise ValueError(f"steps must be >= 2, got {steps!r}")
+    if mode == "exp":
+        return [start * (end / start) ** (i / (steps - 1)) for i in range(steps)]
+    if mode == "linear":
+        return [start + (end - start) * i / (steps - 1) for i in range(steps)]
+    raise ValueError(f"mode must be 'exp' or 'linear', got {mode!r}")
+
+
+def smooth(losses: list[float], beta: float) -> list[float]:
+    """Exponential moving average with bias correction: avg_t / (1 - beta^t)."""
+    out, avg = [], 0.0
+    for t, loss in enumerate(losses, start=1):
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg / (1 - beta**t))
+    return out
+
+
+def _valley(values: np.ndarray) -> int:
+    n = len(values)
+    length = np.ones(n, dtype=int)
+    for i in range(1, n):
+        for j in range(i):
+            if values[i] < values[j] and length[i] < length[j] + 1:
+                length[i] = length[j] + 1
+    end = int(np.argmax(length))
+    start = end - int(length[end]) + 1
+    third = (end - start) / 3
+    return min(n - 1, start + int(third) + int(third / 2))
+
+
+def suggest(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
+    values = np.asarray(smoothed)
+    if len(values) < 3:
+        return {}
+    logs = np.log(np.asarray(lrs))
+    slope = np.gradient(values, logs)
+    # Ignore the noisy first steps, as every implementation of this rule does.
+    skip = min(len(values) // 10, 10)
+    steepest = skip + int(np.argmin(slope[skip:]))
+    lowest = int(np.argmin(values))
+    return {"steepest": float(lrs[steepest]), "minimum/10": float(lrs[lowest] / 10),
+            "valley": float(lrs[_valley(values)])}
+
+
+def lr_find(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
+            data: tuple[Tensor, Tensor] | Iterable, optimizer: torch.optim.Optimizer, *,
+            start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
+            mode: str = "exp", batch_size: int = 64, beta: float = 0.98,
+            diverge_factor: float = 4.0, seed: int = 0) -> LRFindResult:
+    """Run the range test on `model` with `optimizer` (any torch or descend optimizer),
+    then restore the model's parameters and buffers, the optimizer's state and lrs, and
+    torch's RNG state, bit for bit.
+
+    The lr follows `mode` from `start_lr` to `end_lr` over `steps` mini-batches of
+    `batch_size`, drawn with a generator seeded by `seed`. The sweep stops early once the
+    smoothed loss exceeds `diverge_factor` times its minimum, or is not finite.
+    """
+    x, y = _materialise(*data, "data") if isinstance(data, tuple) else _materialise(data, None,
+                                                                                     "data")
+    lrs = lr_schedule(start_lr, end_lr, steps, mode)
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_opt = copy.deepcopy(optimizer.state_dict())
+    saved_rng = torch.get_rng_state()
+    gen = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    smoothed: list[float] = []
+    reason = "finished the sweep"
+    used: list[float] = []
+    try:
+        model.train()
+        perm = torch.randperm(len(x), generator=gen)
+        cursor = 0
+        for lr in lrs:
+            if cursor + batch_size > len(x):
+                perm, cursor = torch.randperm(len(x), generator=gen), 0
+            idx = perm[cursor:cursor + batch_size]
+            cursor += batch_size
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                reason = f"loss not finite at lr={lr:.3g}"
+                break
+            loss.backward()
+            optimizer.step()
+            used.append(lr)
+            losses.append(value)
+            smoothed = smooth(losses, beta)
+            if smoothed[-1] > diverge_factor * min(smoothed):
+                reason = (f"smoothed loss above {diverge_factor:g}x its minimum at "
+                          f"lr={lr:.3g}")
+                break
+    finally:
+        model.load_state_dict(saved_model)
+        optimizer.load_state_dict(saved_opt)
+        torch.set_rng_state(saved_rng)
+    return LRFindResult(used, losses, smoothed, suggest(used, smoothed),
+                        stopped_early=len(used) < steps, stop_reason=reason,
+                        settings={"start_lr": start_lr, "end_lr": end_lr, "steps": steps,
+                                  "mode": mode, "batch_size": batch_size, "beta": beta,
+                                  "diverge_factor": diverge_factor, "seed": seed})
+
+
+def plot(result: LRFindResult, path: str | Path, title: str = "learning-rate range test"
+         ) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(7.5, 4.4), constrained_layout=True)
+    ax.plot(result.lrs, result.losses, color="0.75", lw=1, label="loss")
+    ax.plot(result.lrs, result.smoothed, color="C0", lw=2, label="smoothed loss")
+    markers = {"steepest": ("C1", "v"), "minimum/10": ("C2", "s"), "valley": ("C3", "o")}
+    for name, lr in result.suggestions.items():
+        i = int(np.argmin(np.abs(np.log(result.lrs) - math.log(lr))))
+        color, marker = markers.get(name, ("k", "x"))
+        ax.plot([lr], [result.smoothed[i]], marker=marker, color=color, markersize=9,
+                linestyle="none", label=f"{name}: {lr:.2g}")
+    ax.set_xscale("log" if result.settings.get("mode", "exp") == "exp" else "linear")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"{title} ({result.stop_reason})", fontsize=10)
+    finite = [v for v in result.smoothed if math.isfinite(v)]
+    if finite:
+        ax.set_ylim(min(finite) * 0.9, min(max(finite), 4 * min(finite)) * 1.1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

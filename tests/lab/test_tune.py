@@ -1,0 +1,128 @@
+"""descend tune: finds better configurations; several workers share one study; a killed
+worker loses only its trial; storage errors are clear."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from descend.lab.cli import main
+from descend.lab.tune import Space, TuneSettings, load_config, tune
+
+POSTGRES = os.environ.get("DESCEND_TEST_POSTGRES")
+
+
+def test_tune_beats_a_deliberately_bad_default(tmp_path):
+    from descend.lab.compare import compare
+
+    bad = compare("digits-logreg", ["sgd:lr=1e-5"], seeds=[0], epochs=3, evals=3,
+                  out=tmp_path / "bad", progress=False, jobs=1)
+    bad_val = [r for r in bad.rows][0]
+    settings = TuneSettings(task="digits-logreg", space=Space(optimizers=["sgd"],
+                            lr=(1e-5, 1.0)), trials=8, epochs=3, evals=3,
+                            out=str(tmp_path / "tune"), pruner="none")
+    best = tune(settings, progress=False)
+    from descend.lab.records import read_runs
+    run = next(iter(read_runs(tmp_path / "bad")))
+    assert best["value"] < 0.5 * run.evals[-1]["val_loss"]
+    assert bad_val.final_mean < 0.5
+    config = load_config(tmp_path / "tune" / "best.toml")
+    assert config["optimizer"] == best["optimizer"] and config["trials"]["complete"] == 8
+    assert (tmp_path / "tune" / "optimization_history.png").exists()
+
+
+def test_space_file_and_errors(tmp_path):
+    path = tmp_path / "space.toml"
+    path.write_text('optimizers = ["adam", "momentum"]\nlr = [1e-4, 1e-1]\n'
+                    'momentum = [0.8, 0.99]\nschedules = ["constant", "warmup-cosine"]\n'
+                    'warmup = [0.0, 0.2]\n')
+    space = Space.from_file(path)
+    assert space.optimizers == ["adam", "momentum"] and space.lr == (1e-4, 1e-1)
+    path.write_text('optimizers = ["adam"]\nlearning_rate = [1, 2]\n')
+    with pytest.raises(ValueError, match="unknown keys \\['learning_rate'\\]"):
+        Space.from_file(path)
+    with pytest.raises(ValueError, match="unknown optimizer 'adamm'"):
+        Space(optimizers=["adamm"])
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path, capsys):
+    code = main(["tune", "--task", "digits-logreg", "--trials", "1", "--out", str(tmp_path),
+                 "--storage", "postgresql://nobody:secret@127.0.0.1:9/none"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot reach database '127.0.0.1:9/none'" in err and "secret" not in err
+    assert "Traceback" not in err
+
+
+def _storages(tmp_path):
+    urls = [("sqlite", f"sqlite:///{tmp_path / 'shared.db'}")]
+    if POSTGRES:
+        urls.append(("postgres", POSTGRES))
+    elif os.environ.get("CI"):
+        pytest.fail("CI must provide DESCEND_TEST_POSTGRES (.ci/run starts PostgreSQL)")
+    return urls
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_workers_share_a_study_and_a_kill_loses_only_one_trial(tmp_path, backend):
+    import optuna
+
+    urls = dict(_storages(tmp_path))
+    if backend not in urls:
+        pytest.skip("no PostgreSQL server (set DESCEND_TEST_POSTGRES)")
+    url = urls[backend]
+    study_name = f"shared-{backend}-{os.getpid()}-{time.time_ns()}"
+    trials = 10
+    cmd = [sys.executable, "-m", "descend.lab.cli", "tune", "--task", "digits-logreg",
+           "--optimizers", "sgd,adam", "--lr", "1e-4:1", "--trials", str(trials),
+           "--epochs", "4", "--evals", "4", "--storage", url, "--study", study_name,
+           "--heartbeat", "1", "--pruner", "none", "--no-progress",
+           "--out", str(tmp_path / "out")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    a = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    b = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    storage = optuna.storages.RDBStorage(url)
+    victim = None
+    deadline = time.time() + 180
+    while victim is None and time.time() < deadline:
+        time.sleep(0.2)
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage)
+        except KeyError:
+            continue
+        for t in study.get_trials(deepcopy=False):
+            if (t.state == optuna.trial.TrialState.RUNNING and
+                    t.user_attrs.get("worker", "").endswith(f":{a.pid}") and
+                    len([s for s in study.get_trials(deepcopy=False)
+                         if s.state.is_finished()]) >= 1):
+                victim = t.number
+    assert victim is not None, "worker A never ran a trial"
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    assert b.wait(timeout=300) == 0, b.stderr.read().decode()[-2000:]
+    # A later worker resumes the study by name; it also fails any stale trial.
+    time.sleep(3.5)
+    rerun = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    all_trials = study.get_trials(deepcopy=False)
+    numbers = [t.number for t in all_trials]
+    assert len(numbers) == len(set(numbers))
+    killed = next(t for t in all_trials if t.number == victim)
+    assert killed.state == optuna.trial.TrialState.FAIL
+    retried = [t for t in all_trials if t.system_attrs.get("failed_trial") == victim]
+    assert len(retried) == 1 and retried[0].params == killed.params
+    finished = [t for t in all_trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                     optuna.trial.TrialState.PRUNED)]
+    assert len(finished) >= trials
+    assert not [t for t in all_trials if t.state == optuna.trial.TrialState.RUNNING]
+    best = json.loads(rerun.stdout)
+    assert best["study"] == study_name and best["trials"]["fail"] == 1
