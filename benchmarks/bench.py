@@ -108,6 +108,19 @@ def bandwidth(n: int, reps: int) -> float:
     return 12 * n / (t["median_ms"] / 1e3) / 1e9
 
 
+def release(opt: torch.optim.Optimizer) -> None:
+    """Free a descend optimizer's buffers now: remove its gradient hooks and drop compiled
+    graphs (which keep their example inputs alive). On LARGE, keeping them across the
+    44 configurations exhausted the machine's memory. Compiled kernels stay in inductor's
+    on-disk cache, so recompiling later is cheap."""
+    backend = opt._backend
+    for sub in (backend, getattr(backend, "flat", None), getattr(backend, "compiled", None)):
+        if sub is not None and hasattr(sub, "close"):
+            sub.close()
+    torch._dynamo.reset()
+    gc.collect()
+
+
 def bench_shape(name: str, shapes: list, reps: int, warmup: int,
                 only: set[str] | None) -> list[dict]:
     base = make_params(shapes)
@@ -129,8 +142,8 @@ def bench_shape(name: str, shapes: list, reps: int, warmup: int,
             if backend == "compiled":
                 row["first_step_s"] = first
             rows.append(row)
+            release(opt)
             del opt, params
-            gc.collect()
     for key, (factory, impls) in TORCH.items():
         if only and key not in only and not any(DESCEND[d][2] == key for d in only):
             continue
@@ -160,7 +173,7 @@ def mlp_training_step(reps: int) -> list[dict]:
                                     torch.nn.Linear(128, 10))
         opt = make(model.parameters())
 
-        def step() -> None:
+        def step(model: torch.nn.Module = model, opt: torch.optim.Optimizer = opt) -> None:
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()

@@ -49,7 +49,8 @@ def write_markdown(result: dict, path: Path) -> None:
     mlp = [r for r in result["rows"] if r["shape"] == "MLP-train-step"]
     if mlp:
         lines += ["## MLP 784-128-10 training step (forward + backward + Adam step), batch 64",
-                  "", "| threads | implementation | ms (IQR) | × torch fused |", "|---|---|---|---|"]
+                  "", "| threads | implementation | ms (IQR) | × torch fused |",
+                  "|---|---|---|---|"]
         for threads in sorted({r["threads"] for r in mlp}):
             rows = [r for r in mlp if r["threads"] == threads]
             fused = next(r for r in rows if r["impl"] == "torch-fused")["median_ms"]

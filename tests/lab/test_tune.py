@@ -13,7 +13,7 @@ import time
 import pytest
 
 from descend.lab.cli import main
-from descend.lab.tune import Space, TuneSettings, load_config, tune
+from descend.lab.tune import Space, TuneSettings, database_url, load_config, tune
 
 POSTGRES = os.environ.get("DESCEND_TEST_POSTGRES")
 
@@ -88,7 +88,7 @@ def test_two_workers_share_a_study_and_a_kill_loses_only_one_trial(tmp_path, bac
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     a = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     b = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    storage = optuna.storages.RDBStorage(url)
+    storage = optuna.storages.RDBStorage(database_url(url))
     victim = None
     deadline = time.time() + 180
     while victim is None and time.time() < deadline:

@@ -68,7 +68,7 @@ def _add_compare(sub: Any) -> None:
         "'adam:lr=3e-4:betas=0.9/0.99'. Run 'descend list' for tasks, optimizers, schedules.")
     p.add_argument("--task", default=DEFAULT_TASK,
                    help=f"what to train (default {DEFAULT_TASK}); one of: {tasks}")
-    p.add_argument("--optimizers", type=_csv, default=list(registry.DEFAULT_OPTIMIZERS),
+    p.add_argument("--optimizers", type=_csv, default=None,
                    help=f"comma-separated optimizer specs (default "
                    f"{','.join(registry.DEFAULT_OPTIMIZERS)}); names: {opts}")
     p.add_argument("--schedule", type=_csv, default=["constant"], dest="schedules",
@@ -287,10 +287,10 @@ def _compare(args: argparse.Namespace) -> None:
         from .tune import load_config
 
         config = load_config(args.config)
-        args.optimizers = [*args.optimizers, config["optimizer"]] if "--optimizers" in \
-            sys.argv else [config["optimizer"]]
+        args.optimizers = [*(args.optimizers or []), config["optimizer"]]
         if args.schedules == ["constant"]:
             args.schedules = [config["schedule"]]
+    args.optimizers = args.optimizers or list(registry.DEFAULT_OPTIMIZERS)
 
     cmp = compare(args.task, args.optimizers, schedules=args.schedules, seeds=args.seeds,
                   regimes=args.regimes, batch_size=args.batch_size, epochs=args.epochs,

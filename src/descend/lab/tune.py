@@ -14,10 +14,11 @@ import json
 import math
 import os
 import socket
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from . import registry
 from .spec import RunSpec
@@ -144,22 +145,37 @@ def _pruner(name: str) -> Any:
     raise ValueError(f"pruner must be one of {', '.join(PRUNERS)}, got {name!r}")
 
 
+def database_url(url: str) -> str:
+    """Users write ``postgresql://...``; SQLAlchemy 2.1 reads that as psycopg 3. Use
+    whichever PostgreSQL driver is installed (descend's `postgres` extra brings psycopg2)."""
+    import importlib.util
+
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            rest = url[len(prefix):]
+            if importlib.util.find_spec("psycopg") is not None:
+                return "postgresql+psycopg://" + rest
+            return "postgresql+psycopg2://" + rest
+    return url
+
+
 def open_storage(url: str, heartbeat: float) -> Any:
     """An Optuna RDB storage with heartbeats, or a clear error naming the database."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     shown = url.split("@")[-1] if "@" in url else url
+    url = database_url(url)
     try:
         return RDBStorage(
             url, heartbeat_interval=max(1, int(heartbeat)),
             grace_period=max(2, int(3 * heartbeat)),
-            failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
             engine_kwargs={"pool_pre_ping": True} if url.startswith("postgres") else
             {"connect_args": {"timeout": 60}})
-    except ModuleNotFoundError as e:
-        raise RuntimeError(f"cannot use database {shown!r}: the driver is missing ({e.name}); "
-                           "for PostgreSQL install psycopg2-binary") from None
+    except (ModuleNotFoundError, ImportError) as e:
+        raise RuntimeError(f"cannot use database {shown!r}: its driver is missing ({e}); "
+                           "for PostgreSQL: pip install 'descend[postgres]'") from None
     except Exception as e:  # sqlalchemy's OperationalError and friends
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RuntimeError(f"cannot reach database {shown!r}: {first}") from None
@@ -223,13 +239,19 @@ def tune(settings: TuneSettings, progress: bool = True) -> dict[str, Any]:
                                    "seed": settings.seed, "pruner": settings.pruner})
     study.set_user_attr("space", _jsonable(asdict(settings.space)))
     done = (TrialState.COMPLETE, TrialState.PRUNED)
-    remaining = settings.trials - len(study.get_trials(deepcopy=False, states=done))
-    if remaining > 0:
-        bar = _TrialBar(settings.trials, progress, len(study.get_trials(states=done)))
-        with bar:
-            study.optimize(_objective(settings, task), n_trials=None,
+    # Trials of workers that died (no heartbeat for a grace period) are failed now, and
+    # their retries enqueued, even when the study already has all its trials.
+    optuna.storages.fail_stale_trials(study)
+    objective = _objective(settings, task)
+    bar = _TrialBar(settings.trials, progress, len(study.get_trials(states=done)))
+    with bar:
+        if settings.trials > len(study.get_trials(deepcopy=False, states=done)):
+            study.optimize(objective, n_trials=None,
                            callbacks=[MaxTrialsCallback(settings.trials, states=done),
-                                      bar.callback],
+                                      bar.callback], catch=(RuntimeError,))
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if waiting:  # retries of failed trials: run them rather than leave them queued
+            study.optimize(objective, n_trials=len(waiting), callbacks=[bar.callback],
                            catch=(RuntimeError,))
     return finish(study, out)
 
