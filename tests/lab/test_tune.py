@@ -126,3 +126,15 @@ def test_two_workers_share_a_study_and_a_kill_loses_only_one_trial(tmp_path, bac
     assert not [t for t in all_trials if t.state == optuna.trial.TrialState.RUNNING]
     best = json.loads(rerun.stdout)
     assert best["study"] == study_name and best["trials"]["fail"] == 1
+
+
+def test_compare_with_tune_adds_the_best_row_and_the_plots(tmp_path):
+    from descend.lab.compare import compare
+
+    cmp = compare("digits-logreg", ["sgd"], seeds=[0], epochs=2, evals=2, out=tmp_path,
+                  progress=False, jobs=1, tune_trials=4)
+    assert len(cmp.rows) == 2  # the default sgd and the study's best
+    best = json.loads((tmp_path / "tune" / "best.json").read_text())
+    assert best["optimizer"] in {r.optimizer for r in cmp.rows}
+    html = (tmp_path / "report.html").read_text()
+    assert "Optuna: optimization history" in html

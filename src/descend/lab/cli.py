@@ -106,6 +106,10 @@ def _add_compare(sub: Any) -> None:
                    help="parallel runs (default: the number of CPU cores)")
     p.add_argument("--data-dir", default=None,
                    help="folder of IDX files for the mnist-* and fashion-* tasks")
+    p.add_argument("--tune", type=_positive, default=0, dest="tune_trials", metavar="N",
+                   help="first run an Optuna study of N trials over these optimizers (see "
+                   "'descend tune'); its best configuration joins the comparison and its "
+                   "plots join the report")
     p.add_argument("--config", default=None,
                    help="a best-configuration file from 'descend tune' (JSON or TOML): adds "
                    "its optimizer, and uses its schedule unless --schedule is given")
@@ -297,7 +301,7 @@ def _compare(args: argparse.Namespace) -> None:
                   steps=args.steps, evals=args.evals, tune_lr=args.tune_lr,
                   lr_grid=args.lr_grid, tune_points=args.tune_points, target=args.target,
                   out=args.out, jobs=args.jobs, data_dir=args.data_dir,
-                  progress=not (args.no_progress or args.json))
+                  progress=not (args.no_progress or args.json), tune_trials=args.tune_trials)
     from pathlib import Path
     out = Path(args.out or Path("runs") / args.task)
     _emit(args, cmp, out / "report.html")

@@ -63,23 +63,38 @@ def compare(task: str | Task = DEFAULT_TASK, optimizers: Sequence[str] | None = 
             tune_lr: bool = False, lr_grid: Sequence[float] = (), tune_points: int = 7,
             target: float | None = None, out: str | Path | None = None,
             jobs: int | None = None, data_dir: str | None = None, progress: bool = True,
-            console: Any = None) -> Comparison:
+            tune_trials: int = 0, console: Any = None) -> Comparison:
     """Train `task` under every optimizer x schedule x seed x regime and compare them.
 
     `task` is a built-in task name or your own `Task` (see `Task.from_tensors`). Runs
     already finished in `out` are skipped, so calling again after an interruption resumes
     the grid. Returns the comparison; the report files are written into `out`.
+
+    With ``tune_trials=N``, an Optuna study of N trials over these optimizers (lr on a log
+    scale, first seed, validation loss) runs first, in ``out/tune``; its best configuration
+    joins the comparison as one more row, and its plots join the report.
     """
     own = isinstance(task, Task)
     name = task.name if own else task
     options = (("data_dir", str(data_dir)),) if data_dir else ()
     task_obj = task if own else get_task(name, **dict(options))
-    grid = Grid(task=name, optimizers=tuple(optimizers or Grid.optimizers),
+    run_dir = Path(out or Path("runs") / name)
+    optimizers = list(optimizers or Grid.optimizers)
+    if tune_trials:
+        from .tune import Space, TuneSettings
+        from .tune import tune as run_study
+
+        best = run_study(TuneSettings(task=name, space=Space(optimizers=optimizers),
+                                      trials=tune_trials, epochs=epochs, batch_size=batch_size,
+                                      seed=seeds[0], out=str(run_dir / "tune"),
+                                      data_dir=data_dir), progress=progress, task=task_obj)
+        if best["optimizer"] not in optimizers:
+            optimizers.append(best["optimizer"])
+    grid = Grid(task=name, optimizers=tuple(optimizers),
                 schedules=tuple(schedules), seeds=tuple(seeds), regimes=tuple(regimes),
                 batch_size=batch_size, epochs=epochs, steps=steps, evals=evals,
                 tune_lr=tune_lr, lr_grid=tuple(lr_grid), tune_points=tune_points,
                 task_options=options)
-    run_dir = Path(out or Path("runs") / name)
     run_dir.mkdir(parents=True, exist_ok=True)
     jobs = default_jobs() if jobs is None else jobs
     local = task_obj if own else None

@@ -135,6 +135,11 @@ def draw_plots(runs: Sequence[Run], cmp: Comparison, out: Path) -> list[tuple[st
     if cmp.tuning:
         plots.append(("Learning-rate sensitivity", _sensitivity_plot(
             cmp, out / "lr_sensitivity.png")))
+    for name, title in (("optimization_history", "Optuna: optimization history"),
+                        ("parallel_coordinate", "Optuna: parallel coordinates"),
+                        ("param_importances", "Optuna: parameter importances")):
+        if (out / "tune" / f"{name}.png").exists():  # written by compare --tune
+            plots.append((title, out / "tune" / f"{name}.png"))
     return plots
 
 
@@ -191,7 +196,8 @@ def render_markdown(cmp: Comparison, plots: list[tuple[str, Path]], context: lis
     out += [f"- {line}" for line in cmp.lines] or ["- (one configuration only)"]
     out += ["", "## Plots", ""]
     for title, path in plots:
-        out += [f"### {title}", "", f"![{title}]({path.name})", ""]
+        link = f"tune/{path.name}" if path.parent.name == "tune" else path.name
+        out += [f"### {title}", "", f"![{title}]({link})", ""]
     return "\n".join(out)
 
 

@@ -214,14 +214,17 @@ def _objective(settings: TuneSettings, task: Task) -> Any:
     return objective
 
 
-def tune(settings: TuneSettings, progress: bool = True) -> dict[str, Any]:
-    """Run (or join, or resume) a study; returns the best configuration."""
+def tune(settings: TuneSettings, progress: bool = True, task: Task | None = None
+         ) -> dict[str, Any]:
+    """Run (or join, or resume) a study; returns the best configuration. Pass `task` to
+    tune on your own `Task` (then `settings.task` is only its name)."""
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    options = {"data_dir": settings.data_dir} if settings.data_dir else {}
-    task = get_task(settings.task, **options)
+    if task is None:
+        options = {"data_dir": settings.data_dir} if settings.data_dir else {}
+        task = get_task(settings.task, **options)
     out = Path(settings.out or Path("runs") / "tune" / settings.task)
     out.mkdir(parents=True, exist_ok=True)
     url = settings.storage or f"sqlite:///{(out / 'study.db').resolve()}"
