@@ -62,7 +62,7 @@ class ForeachBackend(ReferenceBackend):
         params = [p for p in group["params"] if p.grad is not None]
         hyper = hyperparameters(group)
         maximize = hyper.get("maximize", False)
-        for (step, _, _), ps in advance(rule, group, params, states).items():
+        for (step, _, _), ps in advance(rule, params, states).items():
             ctx = context(rule, hyper, step)
             pv = TensorList(real_view(p) for p in ps)
             g = TensorList(real_view(p.grad) for p in ps)

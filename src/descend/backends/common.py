@@ -40,7 +40,7 @@ def context(rule: Rule, hyper: dict[str, Any], step: int) -> Context:
     return ctx
 
 
-def advance(rule: Rule, group: dict[str, Any], params: Sequence[Tensor],
+def advance(rule: Rule, params: Sequence[Tensor],
             states: MutableMapping[Tensor, State]) -> dict[tuple, list[Tensor]]:
     """Create missing state, count this step for every parameter, and bucket the
     parameters by (step, dtype, device): each bucket shares one context and can run as one
