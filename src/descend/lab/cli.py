@@ -331,10 +331,11 @@ def _list(args: argparse.Namespace) -> None:
         print(json.dumps({"tasks": tasks, "optimizers": optimizers, "schedules": schedules},
                          indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from .report import terminal
+
+    console = terminal()
     for title, items in (("tasks", tasks), ("optimizers", optimizers),
                          ("schedules", schedules)):
         table = Table(title=title, show_header=False)
@@ -373,11 +374,12 @@ def _paths(args: argparse.Namespace) -> None:
         print(json.dumps({"caption": result.caption(), "paths": rows,
                           "files": [str(f) for f in files]}, indent=2, default=str))
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    from .report import terminal
+
+    console = terminal()
     table = Table(title=f"descend paths — {result.surface.name}")
     for h in ("optimizer", "lr", f"steps to {args.tolerance:g} of a minimum",
               "final distance", "final loss", "diverged"):
@@ -424,10 +426,11 @@ def _lr_find(args: argparse.Namespace) -> None:
         print(json.dumps({k: v for k, v in payload.items()
                           if k not in ("lrs", "losses", "smoothed")}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from .report import terminal
+
+    console = terminal()
     table = Table(title=f"lr range test — {args.task}, {spec}")
     table.add_column("rule")
     table.add_column("suggested lr", justify="right")

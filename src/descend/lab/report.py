@@ -255,13 +255,19 @@ def build_report(run_dir: str | Path, target: float | None = None) -> tuple[Comp
     return cmp, html_path
 
 
-def print_table(cmp: Comparison, console: Any = None) -> None:
+def terminal() -> Any:
+    """The one console the lab prints through. Off a terminal (CI logs, pipes) rich would
+    wrap at 80 columns; the tables need more."""
     from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 180)
+
+
+def print_table(cmp: Comparison, console: Any = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; the table needs more.
-    console = console or Console(width=None if sys.stdout.isatty() else 180)
+    console = console or terminal()
     table = Table(title="descend compare", title_style="bold")
     for h in headers(cmp):
         table.add_column(h, justify="left" if h == "configuration" else "right")
