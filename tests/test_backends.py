@@ -47,17 +47,24 @@ def _run(case, params, backend, steps, groups=1, overrides=None):
 @given(shapes=_shapes(), dtype=st.sampled_from([torch.float32, torch.float64]),
        groups=st.sampled_from([1, 2]), case=st.sampled_from(CASES),
        backend=st.sampled_from(EAGER), seed=st.integers(0, 1000))
-def test_eager_backends_are_bitwise_equal_to_the_reference(shapes, dtype, groups, case,
-                                                             backend, seed):
+def test_eager_backends_match_the_reference(shapes, dtype, groups, case, backend, seed):
+    """Bit for bit where descend's own maths runs; to rounding where the flat backend hands
+    a recipe to the torch fused kernel that implements it (`Rule.fused`)."""
     ref = _params(shapes, dtype, seed)
     fast = clone_params(ref)
     ref_opt = _run(case, ref, "reference", 6, groups)
     opt = _run(case, fast, backend, 6, groups)
+    overridden = backend == "flat" and opt.recipe(opt.param_groups[0]).fused is not None
+    tol = {torch.float64: 1e-12, torch.float32: 1e-5}[dtype]
     for p, q in zip(ref, fast):
-        assert torch.equal(p, q)
-        for key, value in ref_opt.state[p].items():
-            other = opt.state[q][key]
-            assert torch.equal(value, other) if torch.is_tensor(value) else value == other
+        pairs = [(p, q)] + [(v, opt.state[q][k]) for k, v in ref_opt.state[p].items()
+                            if torch.is_tensor(v)]
+        for a, b in pairs:
+            if overridden:
+                torch.testing.assert_close(b, a, rtol=tol, atol=tol)
+            else:
+                assert torch.equal(a, b)
+        assert opt.state[q]["step"] == ref_opt.state[p]["step"]
 
 
 @pytest.mark.parametrize("backend", ["reference", "foreach", "flat"])
@@ -78,11 +85,13 @@ def test_state_dicts_are_interchangeable_between_backends(backend):
         opt2.zero_grad()
         loss_fn(second).backward()
         opt2.step()
-    assert all(torch.equal(p, q) for p, q in zip(straight, second))
+    # The first four steps ran torch's fused Adam kernel (flat backend): equal to rounding.
+    for p, q in zip(straight, second):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
 
 
 def test_flat_backend_handles_replaced_and_missing_gradients():
-    case = next(c for c in CASES if c.id == "adam")
+    case = next(c for c in CASES if c.id == "rmsprop-centered-momentum")  # no fused kernel
     ref, fast = _params([(4, 3), (6,), (2,)], torch.float64, 1), None
     fast = clone_params(ref)
     ref_opt, opt = case.make(ref, backend="reference"), case.make(fast, backend="flat")
@@ -123,8 +132,8 @@ def test_frozen_and_complex_parameters_fall_back_correctly():
                                                             requires_grad=True)]
     frozen = torch.randn(2)
     fast = clone_params(ref)
-    ref_opt = descend.Adam([*ref, frozen.clone()], backend="reference", lr=0.1)
-    opt = descend.Adam([*fast, frozen.clone()], backend="flat", lr=0.1)
+    ref_opt = descend.RMSprop([*ref, frozen.clone()], backend="reference", lr=0.1)
+    opt = descend.RMSprop([*fast, frozen.clone()], backend="flat", lr=0.1)
     for params, o in ((ref, ref_opt), (fast, opt)):
         for _ in range(3):
             o.zero_grad()

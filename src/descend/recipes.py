@@ -8,8 +8,10 @@ optimizer asks for its chain on every step at the cost of a dict lookup.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 
+from .backends.fused import FusedKernel
 from .rules import (
     Rule,
     add_decayed_weights,
@@ -32,11 +34,12 @@ def _coupled(weight_decay: bool) -> Rule | None:
 @cache
 def sgd(momentum: bool = False, nesterov: bool = False, weight_decay: bool = False) -> Rule:
     """torch.optim.SGD: [L2] -> [heavy-ball momentum] -> lr."""
-    return chain(
+    rule = chain(
         _coupled(weight_decay),
         heavy_ball(nesterov) if momentum else None,
         scale_by_learning_rate(),
     )
+    return replace(rule, fused=FusedKernel("sgd"))
 
 
 @cache
@@ -49,12 +52,13 @@ def momentum(nesterov: bool = False, weight_decay: bool = False) -> Rule:
 def adagrad(initial_accumulator_value: float = 0.0, lr_decay: bool = False,
             weight_decay: bool = False) -> Rule:
     """torch.optim.Adagrad: [L2] -> AdaGrad -> [inverse-time lr decay] -> lr."""
-    return chain(
+    rule = chain(
         _coupled(weight_decay),
         scale_by_adagrad(initial_accumulator_value),
         scale_by_inverse_time() if lr_decay else None,
         scale_by_learning_rate(),
     )
+    return replace(rule, fused=FusedKernel("adagrad"))
 
 
 @cache
@@ -73,12 +77,16 @@ def rmsprop(centered: bool = False, eps_inside_sqrt: bool = False, momentum: boo
 def adam(amsgrad: bool = False, bias_correction: bool = True, weight_decay: bool = False,
          decoupled: bool = False) -> Rule:
     """Adam with coupled L2 (torch.optim.Adam) or decoupled weight decay (AdamW)."""
-    return chain(
+    rule = chain(
         _coupled(weight_decay and not decoupled),
         scale_by_adam(amsgrad, bias_correction),
         add_decayed_weights() if weight_decay and decoupled else None,
         scale_by_learning_rate(),
     )
+    if not bias_correction:  # torch's kernels always correct
+        return rule
+    kernel = FusedKernel("adamw" if decoupled else "adam", (("amsgrad", amsgrad),))
+    return replace(rule, fused=kernel)
 
 
 @cache

@@ -16,6 +16,8 @@ step copies it into the buffer: correct, only slower.
 
 The flat path needs an elementwise rule (`Rule.elementwise`) and real floating-point
 parameters whose step counts agree; otherwise that bucket runs on the reference loop.
+Without compiling, a recipe that one of torch's fused kernels implements exactly (Adam,
+AdamW, SGD, Adagrad: `Rule.fused`) runs that kernel once over the flat buffer.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ..rules.base import Context, Rule, State
-from . import reference
+from . import fused, reference
 from .common import context, ensure_state, hyperparameters
 from .tensorlist import TensorList
 
@@ -229,6 +231,7 @@ class FlatBackend:
         self.buckets: dict[tuple, Bucket] = {}
         self.kernels: dict[tuple, Any] = {}
         self.scalars: dict[tuple, Scalars] = {}
+        self.step_tensors: dict[tuple, Tensor] = {}
         self._members: dict[int, tuple[tuple[int, ...], dict, list[Tensor]]] = {}
 
     def _split(self, group: dict[str, Any], gi: int) -> tuple[dict, list[Tensor]]:
@@ -301,6 +304,14 @@ class FlatBackend:
                     self._kernel(rule, bucket, maximize)(
                         rule, bucket.param, bucket.grad,
                         {k: bucket.state[k] for k in rule.state}, ctx, maximize)
+                elif fused.supports(rule.fused, bucket.param):
+                    step_t = self.step_tensors.get(key)
+                    if step_t is None:
+                        step_t = self.step_tensors[key] = torch.zeros(
+                            (), dtype=torch.float32, device=bucket.param.device)
+                    step_t.fill_(step)
+                    fused.run(rule.fused, bucket.param, bucket.grad, bucket.state, ctx,
+                              step_t, maximize)
                 else:
                     _apply(rule, _chunks(bucket.param), _chunks(bucket.grad),
                            {k: _chunks(bucket.state[k]) for k in rule.state}, ctx, maximize)

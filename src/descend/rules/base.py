@@ -95,6 +95,9 @@ class Rule:
         elementwise: True when every output element depends only on the same element of
             the inputs. Rules that reduce over a tensor (norms, trust ratios) set False, and
             backends that flatten many tensors into one refuse them.
+        fused: set by a recipe that computes exactly what one of torch's hand-written
+            fused kernels computes (`descend.backends.fused.FusedKernel`); the flat
+            backend may then run that kernel instead of the generic maths.
     """
 
     name: str
@@ -104,6 +107,7 @@ class Rule:
     state: tuple[str, ...] = ()
     elementwise: bool = True
     parts: tuple[Rule, ...] = field(default=(), repr=False, compare=False)
+    fused: Any = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"
