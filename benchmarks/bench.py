@@ -240,10 +240,12 @@ def main() -> None:
               "command": "make bench"}
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
-    if not args.no_docs:
-        from report import write_markdown
-        write_markdown(result, ROOT / "docs" / "performance.md")
-        print(f"wrote {ROOT / 'docs' / 'performance.md'}")
+    from report import write_markdown
+
+    target = ROOT / "docs" / "performance.md" if not args.no_docs else Path(args.out + ".md")
+    write_markdown(result, target)
+    print(target.read_text())
+    print(f"wrote {target}")
 
 
 if __name__ == "__main__":
