@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..rules.base import Rule, State
 from . import reference
-from .common import advance, context, hyperparameters, real_view
+from .common import advance, apply_rule, context, hyperparameters, real_view
 from .flat import FlatBackend, compile_available
 from .tensorlist import TensorList
 
@@ -63,16 +63,10 @@ class ForeachBackend(ReferenceBackend):
         hyper = hyperparameters(group)
         maximize = hyper.get("maximize", False)
         for (step, _, _), ps in advance(rule, params, states).items():
-            ctx = context(rule, hyper, step)
-            pv = TensorList(real_view(p) for p in ps)
-            g = TensorList(real_view(p.grad) for p in ps)
-            if maximize:
-                g = -g
             state = {k: TensorList(states[p][k] for p in ps) for k in rule.state}
-            update, new_state = rule.update(g, state, pv, ctx)
-            for key, value in new_state.items():
-                state[key].copy_(value)
-            pv.add_(update)
+            apply_rule(rule, TensorList(real_view(p) for p in ps),
+                       TensorList(real_view(p.grad) for p in ps), state,
+                       context(rule, hyper, step), maximize)
 
 
 class AutoBackend(ReferenceBackend):
@@ -105,7 +99,8 @@ class AutoBackend(ReferenceBackend):
         self.compiled.zero_grad()
 
     def owned(self) -> set[int]:
-        return self.flat.owned() | self.compiled.owned()
+        flat, compiled = self.flat.owned(), self.compiled.owned()
+        return flat | compiled if flat and compiled else flat or compiled
 
 
 _REFERENCE = ReferenceBackend()

@@ -33,6 +33,18 @@ def ensure_state(rule: Rule, state: State, p: Tensor) -> None:
             state.setdefault(key, value)
 
 
+def apply_rule(rule: Rule, param: Any, grad: Any, state: dict[str, Any], ctx: Context,
+               maximize: bool) -> None:
+    """The one place a rule's result is written: ``p <- p + update`` and the new state
+    copied into the stored tensors. `param`, `grad` and the state are tensors (reference,
+    flat, compiled) or `TensorList`s (foreach, chunked flat)."""
+    g = -grad if maximize else grad
+    update, new_state = rule.update(g, state, param, ctx)
+    for key, value in new_state.items():
+        state[key].copy_(value)
+    param.add_(update)
+
+
 def context(rule: Rule, hyper: dict[str, Any], step: int) -> Context:
     ctx = Context(hyper, step=step)
     if rule.prepare is not None:

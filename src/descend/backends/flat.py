@@ -34,7 +34,7 @@ from torch import Tensor
 
 from ..rules.base import Context, Rule, State
 from . import fused, reference
-from .common import context, ensure_state, hyperparameters
+from .common import apply_rule, context, ensure_state, hyperparameters
 from .tensorlist import TensorList
 
 
@@ -191,25 +191,16 @@ class Scalars:
         return self._tensor(key, float(value))
 
 
-def _apply(rule: Rule, param: Tensor, grad: Tensor, state: dict[str, Tensor], ctx: Context,
-           maximize: bool) -> None:
-    g = -grad if maximize else grad
-    update, new_state = rule.update(g, state, param, ctx)
-    for key, value in new_state.items():
-        state[key].copy_(value)
-    param.add_(update)
-
-
 _serial = itertools.count()
 
 
 def _fresh_apply(name: str) -> Any:
-    """`_apply` under a code object of its own. Dynamo caches compiled graphs per code
+    """`apply_rule` under a code object of its own. Dynamo caches compiled graphs per code
     object, at most `cache_size_limit` (8) of them: sharing one code object across every
     recipe, dtype and buffer size would silently fall back to eager past the eighth."""
     tag = "".join(c if c.isalnum() else "_" for c in name)[:60]
-    code = _apply.__code__.replace(co_name=f"descend_{tag}_{next(_serial)}")
-    return types.FunctionType(code, _apply.__globals__, code.co_name)
+    code = apply_rule.__code__.replace(co_name=f"descend_{tag}_{next(_serial)}")
+    return types.FunctionType(code, apply_rule.__globals__, code.co_name)
 
 
 # The eager flat path runs over chunks of this many elements: temporaries of a whole 50M
@@ -232,6 +223,7 @@ class FlatBackend:
         self.kernels: dict[tuple, Any] = {}
         self.scalars: dict[tuple, Scalars] = {}
         self.step_tensors: dict[tuple, Tensor] = {}
+        self._owned: set[int] = set()  # ids of parameters held in buckets
         self._members: dict[int, tuple[tuple[int, ...], dict, list[Tensor]]] = {}
 
     def _split(self, group: dict[str, Any], gi: int) -> tuple[dict, list[Tensor]]:
@@ -259,11 +251,12 @@ class FlatBackend:
                 bucket.close()
             bucket = self.buckets[key] = Bucket(params)
             self.scalars.pop(key, None)
+            self._owned = {i for b in self.buckets.values() for i in b.ids}
         return bucket
 
     def _kernel(self, rule: Rule, bucket: Bucket, maximize: bool) -> Any:
         if not self.compiled:
-            return _apply
+            return apply_rule
         key = (id(rule), bucket.param.dtype, bucket.param.device, maximize)
         kernel = self.kernels.get(key)
         if kernel is None:
@@ -313,14 +306,14 @@ class FlatBackend:
                     fused.run(rule.fused, bucket.param, bucket.grad, bucket.state, ctx,
                               step_t, maximize)
                 else:
-                    _apply(rule, _chunks(bucket.param), _chunks(bucket.grad),
+                    apply_rule(rule, _chunks(bucket.param), _chunks(bucket.grad),
                            {k: _chunks(bucket.state[k]) for k in rule.state}, ctx, maximize)
         leftovers = [p for p in others if p.grad is not None]
         if leftovers:
             reference.step(rule, group, states, leftovers)
 
     def owned(self) -> set[int]:
-        return {i for bucket in self.buckets.values() for i in bucket.ids}
+        return self._owned
 
     def zero_grad(self) -> None:
         for bucket in self.buckets.values():
@@ -330,6 +323,7 @@ class FlatBackend:
         for bucket in self.buckets.values():
             bucket.close()
         self.buckets.clear()
+        self._owned = set()
 
 
 def compile_available() -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 from torch import Tensor
 
 from ..rules.base import Rule, State
-from .common import context, ensure_state, hyperparameters, real_view
+from .common import apply_rule, context, ensure_state, hyperparameters, real_view
 
 
 def step(rule: Rule, group: dict[str, Any], states: MutableMapping[Tensor, State],
@@ -29,11 +29,5 @@ def step(rule: Rule, group: dict[str, Any], states: MutableMapping[Tensor, State
         ensure_state(rule, state, p)
         state["step"] += 1
         ctx = context(rule, hyper, state["step"])
-        g = real_view(p.grad)
-        if maximize:
-            g = -g
-        pv = real_view(p)
-        update, new_state = rule.update(g, {k: state[k] for k in rule.state}, pv, ctx)
-        for key, value in new_state.items():
-            state[key].copy_(value)
-        pv.add_(update)
+        apply_rule(rule, real_view(p), real_view(p.grad), {k: state[k] for k in rule.state},
+                   ctx, maximize)
