@@ -62,13 +62,21 @@ def lr_schedule(start: float, end: float, steps: int, mode: str) -> list[float]:
     raise ValueError(f"mode must be 'exp' or 'linear', got {mode!r}")
 
 
-def smooth(losses: list[float], beta: float) -> list[float]:
+class EMA:
     """Exponential moving average with bias correction: avg_t / (1 - beta^t)."""
-    out, avg = [], 0.0
-    for t, loss in enumerate(losses, start=1):
-        avg = beta * avg + (1 - beta) * loss
-        out.append(avg / (1 - beta**t))
-    return out
+
+    def __init__(self, beta: float) -> None:
+        self.beta, self.avg, self.t = beta, 0.0, 0
+
+    def update(self, value: float) -> float:
+        self.t += 1
+        self.avg = self.beta * self.avg + (1 - self.beta) * value
+        return self.avg / (1 - self.beta**self.t)
+
+
+def smooth(losses: list[float], beta: float) -> list[float]:
+    ema = EMA(beta)
+    return [ema.update(v) for v in losses]
 
 
 def _valley(values: np.ndarray) -> int:
@@ -122,6 +130,8 @@ def lr_find(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
     smoothed: list[float] = []
     reason = "finished the sweep"
     used: list[float] = []
+    ema = EMA(beta)
+    lowest = math.inf
     try:
         model.train()
         perm = torch.randperm(len(x), generator=gen)
@@ -143,8 +153,9 @@ def lr_find(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
             optimizer.step()
             used.append(lr)
             losses.append(value)
-            smoothed = smooth(losses, beta)
-            if smoothed[-1] > diverge_factor * min(smoothed):
+            smoothed.append(ema.update(value))
+            lowest = min(lowest, smoothed[-1])
+            if smoothed[-1] > diverge_factor * lowest:
                 reason = (f"smoothed loss above {diverge_factor:g}x its minimum at "
                           f"lr={lr:.3g}")
                 break

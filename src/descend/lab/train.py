@@ -102,20 +102,21 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
         if not math.isfinite(loss_value):
             diverged_at = step
             break
-        before = flat_parameters(model)
+        # The norms go into the next evaluation's record: measure them only on the step
+        # before one, so that other steps (and "seconds to target") carry no extra copies.
+        # Parameters that turn non-finite show up in the next loss or evaluation.
+        evaluating = step + 1 in eval_at
+        before = flat_parameters(model) if evaluating else None
         t0 = time.perf_counter()
         opt.step()
         step_times.append(time.perf_counter() - t0)
-        after = flat_parameters(model)
-        grad_norm = float(torch.cat([p.grad.reshape(-1) for p in model.parameters()
-                                     if p.grad is not None]).norm())
-        update_norm = float((after - before).norm())
+        if evaluating:
+            grad_norm = float(torch.cat([p.grad.reshape(-1) for p in model.parameters()
+                                         if p.grad is not None]).norm())
+            update_norm = float((flat_parameters(model) - before).norm())
         batch_losses.append(loss_value)
         train_time += time.perf_counter() - start
-        if not torch.isfinite(after).all():
-            diverged_at = step + 1
-            break
-        if step + 1 in eval_at:
+        if evaluating:
             val_loss = record(step + 1)
             if not math.isfinite(val_loss):
                 diverged_at = step + 1
