@@ -401,6 +401,7 @@ def _lr_find(args: argparse.Namespace) -> None:
     import torch
 
     from .lrfind import lr_find, plot
+    from .records import write_json_atomic
     from .registry import build_optimizer, canonical_optimizer, canonical_schedule
     from .tasks import get_task
 
@@ -421,7 +422,7 @@ def _lr_find(args: argparse.Namespace) -> None:
                     if result.suggestions else [])
     payload = {**result.to_json(), "optimizer": spec, "compare_args": compare_args,
                "plot": str(png)}
-    (out / "lr_find.json").write_text(json.dumps(payload, indent=1))
+    write_json_atomic(out / "lr_find.json", payload, indent=1)
     if args.json:
         print(json.dumps({k: v for k, v in payload.items()
                           if k not in ("lrs", "losses", "smoothed")}, indent=2))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import textwrap
@@ -18,6 +17,7 @@ from matplotlib import animation  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
 from .paths import PathResult, PathsResult  # noqa: E402
+from .records import write_json_atomic  # noqa: E402
 
 COLORS = [f"C{i}" for i in range(10)]
 
@@ -213,8 +213,4 @@ def draw_3d(result: PathsResult, path: str | Path) -> Path:
 
 
 def write_json(result: PathsResult, path: str | Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result.to_json(), indent=1, default=float))
-    tmp.replace(path)
-    return path
+    return write_json_atomic(Path(path), result.to_json(), indent=1)

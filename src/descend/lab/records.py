@@ -146,11 +146,17 @@ def read_runs(run_dir: str | Path) -> Iterator[Run]:
         yield read_run(path)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write a whole file or nothing: a reader (or a kill) never sees half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(data), indent=2))
+    tmp.write_text(text)
     os.replace(tmp, path)
+    return path
+
+
+def write_json_atomic(path: Path, data: Any, indent: int = 2) -> Path:
+    return write_text_atomic(path, json.dumps(_clean(data), indent=indent))
 
 
 def read_json(path: Path) -> Any:

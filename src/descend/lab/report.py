@@ -17,8 +17,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .analysis import Comparison, Row, compare_runs, group_runs, mean_curve  # noqa: E402
-from .records import Run, read_json, read_runs, write_json_atomic  # noqa: E402
+from .analysis import Comparison, compare_runs, group_runs, mean_curve  # noqa: E402
+from .records import Run, read_json, read_runs, write_json_atomic, write_text_atomic  # noqa: E402
 
 
 def fmt(value: float, digits: int = 3) -> str:
@@ -246,11 +246,8 @@ def build_report(run_dir: str | Path, target: float | None = None) -> tuple[Comp
     cmp = compare_runs(runs, target)
     plots = draw_plots(runs, cmp, run_dir)
     context = _context(runs, grid)
-    (run_dir / "report.md").write_text(render_markdown(cmp, plots, context))
-    html_path = run_dir / "report.html"
-    tmp = html_path.with_name("report.html.tmp")
-    tmp.write_text(render_html(cmp, plots, context))
-    tmp.replace(html_path)
+    write_text_atomic(run_dir / "report.md", render_markdown(cmp, plots, context))
+    html_path = write_text_atomic(run_dir / "report.html", render_html(cmp, plots, context))
     write_json_atomic(run_dir / "summary.json", cmp.to_json())
     return cmp, html_path
 
@@ -278,4 +275,4 @@ def print_table(cmp: Comparison, console: Any = None) -> None:
         console.print(f"  • {escape(line)}")
 
 
-__all__ = ["Row", "build_report", "print_table"]
+__all__ = ["build_report", "print_table", "terminal"]

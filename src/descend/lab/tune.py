@@ -21,6 +21,7 @@ from typing import Any
 import tomllib
 
 from . import registry
+from .records import write_json_atomic, write_text_atomic
 from .spec import RunSpec
 from .tasks import Task, get_task
 from .train import train
@@ -274,8 +275,8 @@ def finish(study: Any, out: Path) -> dict[str, Any]:
               "params": best.params, "seed": best.user_attrs.get("seed"),
               "budget": study.user_attrs.get("budget"),
               "trials": _counts(study)}
-    (out / "best.json").write_text(json.dumps(config, indent=2))
-    (out / "best.toml").write_text(_toml(config))
+    write_json_atomic(out / "best.json", config)
+    write_text_atomic(out / "best.toml", _toml(config))
     plots(study, out)
     return config
 
