@@ -157,8 +157,8 @@ def test_warmup_then_reduce_on_plateau_composes():
     lrs = []
     for step in range(20):
         backward(params)
+        lrs.append(opt.param_groups[0]["lr"])  # the value this step will use
         opt.step()
-        lrs.append(opt.param_groups[0]["lr"])
         opt.report(100.0 - min(step, 14))  # improves until step 14, then stalls
     assert lrs[:11] == pytest.approx([1e-4 * t for t in range(11)])
     assert lrs[15] == pytest.approx(1e-3)
@@ -179,8 +179,8 @@ def _roundtrip(obj):
 def _scheduled_run(opt, params, steps, lrs):
     for step in range(steps):
         backward(params)
-        opt.step()
         lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
         if step % 3 == 2:
             opt.report(float(step % 2))
 
@@ -224,8 +224,8 @@ def test_schedules_drive_momentum_and_betas_like_setting_them_by_hand():
         for t in range(12):
             ref_opt.param_groups[0][name] = value_at(t)
             backward(params), backward(ref)
+            assert opt.param_groups[0][name] == value_at(t)  # what the next step uses
             opt.step(), ref_opt.step()
-            assert opt.param_groups[0][name] == value_at(t)
         for p, r in zip(params, ref):
             torch.testing.assert_close(p, r, rtol=1e-10, atol=1e-12)
 
@@ -247,9 +247,10 @@ def test_torch_optimizer_driven_by_a_descend_schedule_equals_attached():
     sched = S.ScheduledHyperparameters(torch_opt, {"lr": lr, "momentum": mom})
     for _ in range(30):
         backward(ours), backward(ref)
-        opt.step(), torch_opt.step()
         assert torch_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+        opt.step(), torch_opt.step()
         sched.step()
+        assert torch_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
     for p, r in zip(ours, ref):
         torch.testing.assert_close(p, r, rtol=1e-10, atol=1e-12)
 

@@ -1,9 +1,8 @@
-"""Bookkeeping shared by the backends: state creation, step counts, per-step contexts."""
+"""Bookkeeping shared by the backends: hyperparameters, state creation, per-step contexts."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -11,33 +10,57 @@ from torch import Tensor
 
 from ..rules.base import Context, Rule, State
 
-# Keys of a param group that are bookkeeping, not hyperparameters.
-NOT_HYPERPARAMETERS = frozenset({"params", "param_names", "schedules"})
+# Keys of a param group that are bookkeeping or execution options, not hyperparameters of
+# the maths. torch's own execution flags are kept in groups (as torch keeps them) so that
+# state dicts stay interchangeable, but no rule reads them.
+NOT_HYPERPARAMETERS = frozenset({
+    "params", "param_names", "schedules", "schedule_step", "plateau", "initial_lr",
+    "foreach", "fused", "capturable", "differentiable",
+})
 
 
-def hyperparameters(group: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in group.items() if k not in NOT_HYPERPARAMETERS}
+def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
+    """The group's hyperparameters, with 0-D tensor values (torch's tensor ``lr``) read as
+    Python numbers at this step, so a tensor updated in place takes effect."""
+    hyper = {}
+    for key, value in group.items():
+        if key in NOT_HYPERPARAMETERS:
+            continue
+        if isinstance(value, Tensor):
+            value = value.item()
+        hyper[key] = value
+    return hyper
 
 
 def real_view(t: Tensor) -> Tensor:
     return torch.view_as_real(t) if t.is_complex() else t
 
 
-def ensure_state(rule: Rule, state: State, p: Tensor) -> None:
-    """Create the state `rule` keeps for `p` where missing (first step, or a rule that a
-    hyperparameter change switched on, such as momentum set by a cyclic scheduler)."""
+def ensure_state(rule: Rule, state: State, p: Tensor) -> frozenset[str]:
+    """Create the state `rule` keeps for `p` where missing, and return the tensor keys
+    created now (``ctx.fresh``). Missing means absent or None (torch saves
+    ``momentum_buffer: None`` for SGD without momentum): the first step, a state dict from
+    another optimizer, or a rule that a hyperparameter change switched on (momentum set by
+    a cyclic scheduler)."""
     if "step" not in state:
         state["step"] = 0
-    if any(key not in state for key in rule.state):
-        for key, value in rule.init(real_view(p)).items():
-            state.setdefault(key, value)
+    for name, initial in rule.carry:
+        if state.get(name) is None:
+            state[name] = initial
+    missing = [key for key in rule.state if state.get(key) is None]
+    if not missing:
+        return frozenset()
+    created = rule.init(real_view(p))
+    for key in missing:
+        state[key] = created[key]
+    return frozenset(missing)
 
 
 def apply_rule(rule: Rule, param: Any, grad: Any, state: dict[str, Any], ctx: Context,
                maximize: bool) -> None:
     """The one place a rule's result is written: ``p <- p + update`` and the new state
     copied into the stored tensors. `param`, `grad` and the state are tensors (reference,
-    flat, compiled) or `TensorList`s (foreach, chunked flat)."""
+    compiled) or `TensorList`s (foreach, group rules)."""
     g = -grad if maximize else grad
     update, new_state = rule.update(g, state, param, ctx)
     for key, value in new_state.items():
@@ -45,22 +68,28 @@ def apply_rule(rule: Rule, param: Any, grad: Any, state: dict[str, Any], ctx: Co
     param.add_(update)
 
 
-def context(rule: Rule, hyper: dict[str, Any], step: int) -> Context:
-    ctx = Context(hyper, step=step)
+_checked: set[int] = set()
+
+
+def context(rule: Rule, hyper: Mapping[str, Any], step: int,
+            fresh: frozenset[str] = frozenset(), carry: Mapping[str, Any] = ()) -> Context:
+    """The context of one step: hyperparameters, ``step``, ``fresh``, the carried scalars'
+    previous values, then whatever `prepare` computes from them (new carried values
+    included)."""
+    ctx = Context(hyper, step=step, fresh=fresh)
+    if carry:
+        ctx.update(carry)
     if rule.prepare is not None:
-        ctx.update(rule.prepare(ctx))
+        scalars = rule.prepare(ctx)
+        if id(rule) not in _checked:
+            _check_declared(rule, scalars)
+            _checked.add(id(rule))
+        ctx.update(scalars)
     return ctx
 
 
-def advance(rule: Rule, params: Sequence[Tensor],
-            states: MutableMapping[Tensor, State]) -> dict[tuple, list[Tensor]]:
-    """Create missing state, count this step for every parameter, and bucket the
-    parameters by (step, dtype, device): each bucket shares one context and can run as one
-    multi-tensor or flat computation."""
-    buckets: dict[tuple, list[Tensor]] = defaultdict(list)
-    for p in params:
-        state = states[p]
-        ensure_state(rule, state, p)
-        state["step"] += 1
-        buckets[state["step"], real_view(p).dtype, p.device].append(p)
-    return buckets
+def _check_declared(rule: Rule, scalars: Mapping[str, Any]) -> None:
+    undeclared = set(scalars) - set(rule.provides) - set(rule.carry_names)
+    if undeclared:
+        raise ValueError(f"rule {rule.name!r}: prepare returned {sorted(undeclared)}, which it "
+                         "does not declare in `provides` or `carry`")

@@ -3,8 +3,16 @@
 Everything torch users rely on comes from `torch.optim.Optimizer` itself: param groups with
 per-group hyperparameters, `add_param_group`, `zero_grad`, `state_dict` /
 `load_state_dict`, step pre/post hooks, and every `torch.optim.lr_scheduler` class. This
-class adds validation, the non-finite-gradient policy, and the dispatch of each param
-group to an execution backend.
+class adds validation, torch's execution flags mapped onto backends, hyperparameter
+schedules, the non-finite-gradient policy, and the dispatch of each param group to an
+execution backend.
+
+Where descend keeps its counters. torch's tooling (torch.distributed.checkpoint, ZeRO's
+consolidation, FSDP's state-dict helpers) carries an optimizer's ``state`` and
+``param_groups`` and nothing else, so everything descend needs to resume lives there: the
+step count and carried scalars of each parameter in ``state``; each group's schedule clock
+(``schedule_step``), its skipped-step count (``skipped_steps``) and its plateau controllers
+(``plateau``) in ``param_groups``.
 """
 
 from __future__ import annotations
@@ -15,15 +23,57 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..backends import make_backend
+from ..backends import Executor
 from ..rules.base import Rule
 from ..schedules import Reduction, controllers, evaluate, is_scheduled
 from .checks import NONFINITE_POLICIES, check_choice, check_hyperparameters
+from .interop import export_state, import_state
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]] | Iterable[tuple[str, Tensor]]
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64,
                     torch.complex64, torch.complex128)
+
+
+def resolve_backend(owner: str, backend: str, foreach: bool | None, fused: bool | None,
+                    capturable: bool, differentiable: bool) -> str:
+    """Map torch's execution flags onto a descend backend, refusing what cannot be honoured.
+
+    ``foreach=True`` is the foreach backend and ``foreach=False`` torch's for-loop, the
+    reference backend; ``fused=True`` is the fused backend (torch's kernel where the recipe
+    is exactly one, a compiled kernel otherwise) and ``fused=False`` keeps torch's kernels
+    out (foreach); ``differentiable=True`` runs the reference maths with autograd recording
+    the step. An explicit `backend` other than "auto" must agree with the flags.
+    """
+    if capturable:
+        raise ValueError(
+            f"{owner}: capturable=True is not supported: descend computes per-step scalars "
+            "(bias corrections, schedules) on the host, so a CUDA graph would freeze them. "
+            "Compile the step with torch.compile instead, or leave capturable=False")
+    for name, value in (("foreach", foreach), ("fused", fused)):
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{owner}: {name} must be None, True or False, got {value!r}")
+    if not isinstance(differentiable, bool):
+        raise TypeError(f"{owner}: differentiable must be True or False, got {differentiable!r}")
+    if foreach and fused:
+        raise ValueError(f"{owner}: foreach=True and fused=True cannot be used together")
+    wanted = None
+    if differentiable:
+        if foreach or fused:
+            raise ValueError(f"{owner}: differentiable=True runs the reference maths under "
+                             "autograd; it cannot be combined with foreach=True or fused=True")
+        wanted = "reference"
+    elif fused is not None:
+        wanted = "fused" if fused else "foreach"
+    elif foreach is not None:
+        wanted = "foreach" if foreach else "reference"
+    if wanted is None or backend == wanted:
+        return backend
+    if backend != "auto":
+        raise ValueError(f"{owner}: backend={backend!r} contradicts foreach={foreach!r}, "
+                         f"fused={fused!r}, differentiable={differentiable!r} (which ask for "
+                         f"{wanted!r}); give one or the other")
+    return wanted
 
 
 class RuleOptimizer(torch.optim.Optimizer):
@@ -46,22 +96,32 @@ class RuleOptimizer(torch.optim.Optimizer):
             ``"raise"`` raises `FloatingPointError` naming the parameter, also before
             touching anything.
         backend: how the rule runs: ``"auto"`` (default), ``"reference"``, ``"foreach"``,
-            ``"flat"`` or ``"compiled"`` (see `descend.backends`). The flat layouts turn
-            parameters and gradients into views of one buffer per group, and `zero_grad`
-            then zeroes gradients instead of setting them to None.
-        **defaults: the hyperparameters the rule reads (``lr`` and whatever else).
+            ``"fused"`` or ``"compiled"`` (see `descend.backends`). Every backend computes
+            on the user's own tensors.
+        foreach, fused, capturable, differentiable: torch's execution flags, accepted for
+            drop-in use and mapped onto backends (see `resolve_backend`); kept in the param
+            groups as torch keeps them.
+        **defaults: the hyperparameters the rule reads (``lr`` and whatever else). ``lr``
+            may be a 0-D tensor, as in torch; its value is read at every step.
 
     Any hyperparameter may be a schedule (`descend.schedules`) instead of a number, in the
     defaults or in a param group: ``Adam(params, lr=warmup_cosine(1e-3, 500, 10_000),
-    betas=(linear(0.85, 0.95, 10_000), 0.999))``. Before each step the optimizer evaluates
-    it at `steps_done` (the number of steps applied so far) and writes the value into the
-    group, so loggers and torch tools see the lr in use. A value written by hand into a
-    scheduled hyperparameter is overwritten at the next step. `report(metric)` feeds every
-    `ReduceOnPlateau` controller among the schedules.
+    betas=(linear(0.85, 0.95, 10_000), 0.999))``. Each group keeps a schedule clock,
+    ``group["schedule_step"]``: the number of steps its schedules have driven. After each
+    step (and at construction) the optimizer writes the schedules' values at the clock into
+    the group, so loggers and torch tools see the value the next step will use, exactly as
+    after a torch ``scheduler.step()``. A value written into a scheduled hyperparameter
+    between steps (a hand-written warmup, or torch.distributed.checkpoint setting lr to 0
+    while it initialises state) is honoured by the next step, and that step does not
+    advance the group's clock: the schedule resumes where it was. To change a schedule
+    itself, use `set_hyperparameter`. `report(metric)` feeds every `ReduceOnPlateau`
+    controller among the schedules.
     """
 
     def __init__(self, params: ParamsT, rule: Rule | None = None, *,
-                 nonfinite: str = "ignore", backend: str = "auto", **defaults: Any) -> None:
+                 nonfinite: str = "ignore", backend: str = "auto", foreach: bool | None = None,
+                 fused: bool | None = None, capturable: bool = False,
+                 differentiable: bool = False, **defaults: Any) -> None:
         owner = type(self).__name__
         if rule is None and type(self).recipe is RuleOptimizer.recipe:
             raise TypeError(f"{owner}: pass a rule, or subclass and define recipe(group)")
@@ -71,12 +131,14 @@ class RuleOptimizer(torch.optim.Optimizer):
             raise TypeError(f"{owner}: the hyperparameter lr is required")
         defaults.setdefault("maximize", False)
         check_choice(owner, "nonfinite", nonfinite, NONFINITE_POLICIES)
+        self.backend = resolve_backend(owner, backend, foreach, fused, capturable,
+                                       differentiable)
+        defaults.update(foreach=foreach, fused=fused, capturable=capturable,
+                        differentiable=differentiable)
         self._rule = rule
         self.nonfinite = nonfinite
-        self.backend = backend
-        self._backend = make_backend(backend)
-        self.skipped_steps = 0
-        self.steps_done = 0
+        self._executor = Executor(self.backend)
+        self._written: dict[int, dict[str, Any]] = {}
         super().__init__(params, defaults)
 
     # -- structure ---------------------------------------------------------------------
@@ -93,8 +155,9 @@ class RuleOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         owner = type(self).__name__
         merged = {**self.defaults, **param_group}
+        clock = max((g["schedule_step"] for g in self.param_groups), default=0)
         schedules = {k: v for k, v in merged.items() if is_scheduled(v)}
-        current = {k: evaluate(v, self.steps_done) for k, v in schedules.items()}
+        current = {k: evaluate(v, clock) for k, v in schedules.items()}
         merged.update(current)
         check_hyperparameters(owner, merged)
         self.check_group(merged)
@@ -111,11 +174,38 @@ class RuleOptimizer(torch.optim.Optimizer):
                 seen.add(id(p))
                 _check_param_tensor(owner, where, p)
         super().add_param_group({**param_group, **current, "params": params,
-                                 "schedules": schedules})
+                                 "schedules": schedules, "schedule_step": clock,
+                                 "skipped_steps": 0})
+        self._written[id(self.param_groups[-1])] = current
+
+    def set_hyperparameter(self, name: str, value: Any, groups: Iterable[int] | None = None,
+                           restart: bool = False) -> None:
+        """Change a hyperparameter for the rest of the run, scheduled or not.
+
+        `value` is a number (which also removes a schedule) or a schedule, evaluated at the
+        group's clock, or from 0 with ``restart=True``. `groups` are group indices (all by
+        default). Writing ``group[name]`` directly changes only the next step when `name`
+        is scheduled.
+        """
+        owner = type(self).__name__
+        indices = range(len(self.param_groups)) if groups is None else list(groups)
+        for gi in indices:
+            group = self.param_groups[gi]
+            if name not in group:
+                raise KeyError(f"{owner}: group {gi} has no hyperparameter {name!r}")
+            if restart:
+                group["schedule_step"] = 0
+            now = evaluate(value, group["schedule_step"])
+            check_hyperparameters(owner, {**group, name: now})
+            group["schedules"].pop(name, None)
+            if is_scheduled(value):
+                group["schedules"][name] = value
+            group[name] = now
+            self.check_group(group)
+            self._write_schedules(group)
 
     # -- stepping ----------------------------------------------------------------------
 
-    @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimization step.
 
@@ -127,57 +217,63 @@ class RuleOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-
         # Every check runs over all groups before anything is written, so a refused or
         # skipped step changes nothing.
-        self._check_sparse()
+        owner = type(self).__name__
+        rules = [self.recipe(group) for group in self.param_groups]
+        for gi, (group, rule) in enumerate(zip(self.param_groups, rules)):
+            self._executor.check(rule, group, self.state, gi, owner)
         if self.nonfinite != "ignore" and not self._all_finite():
+            for group in self.param_groups:
+                group["skipped_steps"] += 1
             return loss
-        for gi, group in enumerate(self.param_groups):
-            for name, schedule in group["schedules"].items():
-                group[name] = evaluate(schedule, self.steps_done)
-            self._backend.step(self.recipe(group), group, self.state, gi)
-        self.steps_done += 1
+        with torch.set_grad_enabled(self.defaults["differentiable"]):
+            for gi, (group, rule) in enumerate(zip(self.param_groups, rules)):
+                self._executor.step(rule, group, self.state, gi)
+        for group in self.param_groups:
+            self._advance_clock(group)
         return loss
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Reset gradients. Parameters held in a flat buffer get their gradients zeroed in
-        one pass (they stay views of the buffer); the others follow torch: set to None,
-        or zeroed with ``set_to_none=False``."""
-        self._backend.zero_grad()
-        flat = self._backend.owned()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None or id(p) in flat:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.detach_()
-                    p.grad.requires_grad_(False)
-                    p.grad.zero_()
+    def _advance_clock(self, group: dict[str, Any]) -> None:
+        schedules = group["schedules"]
+        if not schedules:
+            group["schedule_step"] += 1
+            return
+        written = self._written.get(id(group), {})
+        if all(written.get(k, _UNSET) == group[k] for k in schedules):
+            group["schedule_step"] += 1
+        self._write_schedules(group)
+
+    def _write_schedules(self, group: dict[str, Any]) -> None:
+        clock = group["schedule_step"]
+        current = {k: evaluate(v, clock) for k, v in group["schedules"].items()}
+        group.update(current)
+        self._written[id(group)] = current
+
+    @property
+    def steps_done(self) -> int:
+        """The schedule clock of the first group (steps taken, less skipped ones and steps
+        that ran with a hand-written value; see the class docstring)."""
+        return self.param_groups[0]["schedule_step"] if self.param_groups else 0
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps skipped by ``nonfinite="skip"``."""
+        return self.param_groups[0]["skipped_steps"] if self.param_groups else 0
 
     def report(self, metric: float) -> list[Reduction]:
         """Feed a validation metric to every `ReduceOnPlateau` among the schedules; returns
         the reductions it caused (each controller is fed once, even if shared by groups)."""
-        seen: dict[int, Any] = {}
+        seen: dict[int, tuple[Any, dict[str, Any]]] = {}
         for group in self.param_groups:
             for schedule in group["schedules"].values():
                 for controller in controllers(schedule):
-                    seen.setdefault(id(controller), controller)
-        reductions = [c.report(metric, self.steps_done) for c in seen.values()]
+                    seen.setdefault(id(controller), (controller, group))
+        reductions = [c.report(metric, group["schedule_step"]) for c, group in seen.values()]
+        for group in self.param_groups:
+            if group["schedules"]:
+                self._write_schedules(group)
         return [r for r in reductions if r is not None]
-
-    def _check_sparse(self) -> None:
-        for gi, group in enumerate(self.param_groups):
-            if any(p.grad is not None and p.grad.is_sparse for p in group["params"]):
-                pi = next(i for i, p in enumerate(group["params"])
-                          if p.grad is not None and p.grad.is_sparse)
-                raise TypeError(
-                    f"{type(self).__name__}: parameter {pi} of group {gi} has a sparse "
-                    "gradient, which descend does not support; use dense gradients "
-                    "(e.g. nn.Embedding(..., sparse=False))"
-                )
 
     def _all_finite(self) -> bool:
         grads = [p.grad for group in self.param_groups for p in group["params"]
@@ -196,40 +292,81 @@ class RuleOptimizer(torch.optim.Optimizer):
                 "NaN or inf; nothing was updated (nonfinite='raise'; use 'skip' to skip "
                 "such steps, or 'ignore' to apply them)"
             )
-        self.skipped_steps += 1
         return False
 
     # -- serialisation -----------------------------------------------------------------
 
-    # Schedules are code, not data: the state dict keeps the step count and the state of
-    # any metric controller, and a resumed optimizer is built with the same schedules.
+    # Schedules are code, not data: the state dict keeps each group's clock and the state
+    # of its metric controllers, and a resumed optimizer is built with the same schedules.
     # That keeps `torch.load(..., weights_only=True)` working.
 
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
-        for group in sd["param_groups"]:
-            group.pop("schedules", None)
-        sd["descend"] = {
-            "skipped_steps": self.skipped_steps,
-            "steps_done": self.steps_done,
-            "controllers": [[c.state_dict() for s in g["schedules"].values()
-                             for c in controllers(s)] for g in self.param_groups],
-        }
+        for saved, group in zip(sd["param_groups"], self.param_groups):
+            saved.pop("schedules", None)
+            found = [c for s in group["schedules"].values() for c in controllers(s)]
+            if found:
+                saved["plateau"] = [c.state_dict() for c in found]
+        sd["state"] = {k: export_state(v) for k, v in sd["state"].items()}
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict saved by descend (any version, any backend) or by the
+        torch.optim class of the same algorithm."""
         state_dict = dict(state_dict)
-        extra = state_dict.pop("descend", {})
-        schedules = [group["schedules"] for group in self.param_groups]
+        legacy = state_dict.pop("descend", None)
+        mine = [dict(group) for group in self.param_groups]
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(mine):
+            raise ValueError(f"{type(self).__name__}: the state dict has {len(saved_groups)} "
+                             f"param groups, this optimizer {len(mine)}")
+        state_dict["param_groups"] = [
+            {**{k: v for k, v in m.items() if k not in ("params", "schedules")}, **s}
+            for m, s in zip(mine, saved_groups)]
         super().load_state_dict(state_dict)
-        for group, mine in zip(self.param_groups, schedules):
-            group["schedules"] = mine
-        self.skipped_steps = int(extra.get("skipped_steps", 0))
-        self.steps_done = int(extra.get("steps_done", 0))
-        for group, saved in zip(self.param_groups, extra.get("controllers", [])):
+        for i, (group, old) in enumerate(zip(self.param_groups, mine)):
+            group["schedules"] = old["schedules"]
+            if legacy is not None:
+                group["schedule_step"] = int(legacy.get("steps_done", 0))
+                group["skipped_steps"] = int(legacy.get("skipped_steps", 0))
+                plateau = (legacy.get("controllers") or [[]] * (i + 1))[i]
+            else:
+                plateau = group.pop("plateau", [])
             found = [c for s in group["schedules"].values() for c in controllers(s)]
-            for controller, state in zip(found, saved):
+            for controller, state in zip(found, plateau):
                 controller.load_state_dict(state)
+            group.pop("plateau", None)
+            self._written.pop(id(old), None)
+            self._write_schedules(group)
+        for group in self.param_groups:
+            check_hyperparameters(type(self).__name__, group)
+            self.check_group(group)
+            carry = self.recipe(group).carry_names
+            for p in group["params"]:
+                if p in self.state:
+                    self.state[p] = import_state(self.state[p], carry)
+        self._executor.forget()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.update(nonfinite=self.nonfinite, backend=self.backend, _rule=self._rule)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Also called by torch's load_state_dict with state and param_groups only.
+        for key in ("nonfinite", "backend", "_rule"):
+            if key in state:
+                setattr(self, key, state.pop(key))
+        if "_executor" not in self.__dict__:
+            self._executor = Executor(self.backend)
+            self._written = {}
+        super().__setstate__(state)
+        if "defaults" in state:
+            for group in self.param_groups:
+                self._write_schedules(group)
+
+
+_UNSET = object()
 
 
 def _check_param_tensor(owner: str, where: str, p: Tensor) -> None:

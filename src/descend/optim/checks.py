@@ -11,8 +11,16 @@ from collections.abc import Callable
 from numbers import Real
 from typing import Any
 
+from torch import Tensor
+
 
 def _number(owner: str, name: str, value: Any) -> float:
+    if isinstance(value, Tensor):
+        # torch accepts a tensor lr; its value is read at every step.
+        if value.numel() != 1 or value.is_complex() or not value.dtype.is_floating_point:
+            raise TypeError(f"{owner}: a tensor {name} must hold one real floating-point "
+                            f"value, got shape {tuple(value.shape)} and dtype {value.dtype}")
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
     value = float(value)
@@ -75,6 +83,7 @@ CHECKS: dict[str, Check] = {
     "maximize": boolean,
     "bias_correction": boolean,
     "eps_inside_sqrt": boolean,
+    "decoupled_weight_decay": boolean,
 }
 
 

@@ -1,17 +1,32 @@
 """The public optimizers. Each is a recipe plus torch-style hyperparameters and defaults.
 
 Where torch has the algorithm, the class takes torch's argument names and defaults and
-computes torch's formula (tested to ~1e-10 in float64). Every class also takes
-``maximize``, ``nonfinite`` (see `RuleOptimizer`) and ``backend``.
+computes torch's formula (tested to ~1e-10 in float64). Every class also takes the
+keyword-only `Options`: torch's ``maximize``, ``foreach``, ``fused``, ``capturable`` and
+``differentiable``, and descend's ``nonfinite`` and ``backend`` (see `RuleOptimizer`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
+
+from typing_extensions import Unpack
 
 from .. import recipes
 from ..rules.base import Rule
 from .base import ParamsT, RuleOptimizer
+
+
+class Options(TypedDict, total=False):
+    """Keyword-only options every optimizer takes (see `RuleOptimizer`)."""
+
+    maximize: bool
+    foreach: bool | None
+    fused: bool | None
+    capturable: bool
+    differentiable: bool
+    nonfinite: str
+    backend: str
 
 
 class SGD(RuleOptimizer):
@@ -20,7 +35,8 @@ class SGD(RuleOptimizer):
     Identical to `torch.optim.SGD`::
 
         g_t = grad + lambda p_{t-1}                      (coupled L2, if weight_decay > 0)
-        b_1 = g_1,  b_t = mu b_{t-1} + (1 - tau) g_t     (if momentum mu > 0)
+        b = g when the buffer is created,                (if momentum mu > 0; torch's copy)
+        b_t = mu b_{t-1} + (1 - tau) g_t after
         d_t = b_t,  or  g_t + mu b_t with nesterov
         p_t = p_{t-1} - lr d_t
 
@@ -33,11 +49,9 @@ class SGD(RuleOptimizer):
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
-                 *, maximize: bool = False, nonfinite: str = "ignore",
-                 backend: str = "auto") -> None:
+                 **options: Unpack[Options]) -> None:
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
-                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-                         nonfinite=nonfinite, backend=backend)
+                         weight_decay=weight_decay, nesterov=nesterov, **options)
 
     def check_group(self, group: dict[str, Any]) -> None:
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
@@ -59,11 +73,9 @@ class Nesterov(SGD):
 
     def __init__(self, params: ParamsT, lr: float = 1e-3, momentum: float = 0.9,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = True,
-                 *, maximize: bool = False, nonfinite: str = "ignore",
-                 backend: str = "auto") -> None:
+                 **options: Unpack[Options]) -> None:
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
-                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-                         nonfinite=nonfinite, backend=backend)
+                         weight_decay=weight_decay, nesterov=nesterov, **options)
 
 
 class Momentum(RuleOptimizer):
@@ -84,11 +96,10 @@ class Momentum(RuleOptimizer):
     """
 
     def __init__(self, params: ParamsT, lr: float = 1e-2, momentum: float = 0.9,
-                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
-                 nonfinite: str = "ignore", backend: str = "auto") -> None:
+                 weight_decay: float = 0.0, nesterov: bool = False,
+                 **options: Unpack[Options]) -> None:
         super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                         nesterov=nesterov, maximize=maximize, nonfinite=nonfinite,
-                         backend=backend)
+                         nesterov=nesterov, **options)
 
     def recipe(self, group: dict[str, Any]) -> Rule:
         return recipes.momentum(nesterov=group["nesterov"],
@@ -108,11 +119,10 @@ class Adagrad(RuleOptimizer):
 
     def __init__(self, params: ParamsT, lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-                 eps: float = 1e-10, *, maximize: bool = False, nonfinite: str = "ignore",
-                 backend: str = "auto") -> None:
+                 eps: float = 1e-10, **options: Unpack[Options]) -> None:
         super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                          initial_accumulator_value=initial_accumulator_value, eps=eps,
-                         maximize=maximize, nonfinite=nonfinite, backend=backend)
+                         **options)
 
     def recipe(self, group: dict[str, Any]) -> Rule:
         return recipes.adagrad(initial_accumulator_value=float(group["initial_accumulator_value"]),
@@ -138,12 +148,11 @@ class RMSprop(RuleOptimizer):
 
     def __init__(self, params: ParamsT, lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
-                 centered: bool = False, eps_inside_sqrt: bool = False, *,
-                 maximize: bool = False, nonfinite: str = "ignore",
-                 backend: str = "auto") -> None:
+                 centered: bool = False, eps_inside_sqrt: bool = False,
+                 **options: Unpack[Options]) -> None:
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                          momentum=momentum, centered=centered, eps_inside_sqrt=eps_inside_sqrt,
-                         maximize=maximize, nonfinite=nonfinite, backend=backend)
+                         **options)
 
     def recipe(self, group: dict[str, Any]) -> Rule:
         return recipes.rmsprop(centered=group["centered"],
@@ -164,26 +173,26 @@ class Adam(RuleOptimizer):
     eps is added after the bias correction (the paper; torch). Keras adds its "epsilon hat"
     to sqrt(v_t) before correcting, which matters only at tiny v. ``weight_decay`` here is
     coupled L2, which Adam's scaling weakens for parameters with large gradients; prefer
-    `AdamW`. ``bias_correction=False`` drops both corrections (not in torch), to show what
+    `AdamW`, or ``decoupled_weight_decay=True`` (torch's switch, which makes this AdamW).
+    ``bias_correction=False`` drops both corrections (not in torch), to show what
     they are for: the first steps then shrink by about (1 - beta1) / sqrt(1 - beta2).
     State: ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad), ``step``.
     """
 
-    decoupled = False
-
     def __init__(self, params: ParamsT, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, bias_correction: bool = True,
-                 *, maximize: bool = False, nonfinite: str = "ignore",
-                 backend: str = "auto") -> None:
+                 weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 decoupled_weight_decay: bool = False, bias_correction: bool = True,
+                 **options: Unpack[Options]) -> None:
         super().__init__(params, lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
                          eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                         bias_correction=bias_correction, maximize=maximize,
-                         nonfinite=nonfinite, backend=backend)
+                         decoupled_weight_decay=decoupled_weight_decay,
+                         bias_correction=bias_correction, **options)
 
     def recipe(self, group: dict[str, Any]) -> Rule:
         return recipes.adam(amsgrad=group["amsgrad"], bias_correction=group["bias_correction"],
-                            weight_decay=group["weight_decay"] != 0, decoupled=self.decoupled)
+                            weight_decay=group["weight_decay"] != 0,
+                            decoupled=group["decoupled_weight_decay"])
 
 
 class AdamW(Adam):
@@ -194,19 +203,17 @@ class AdamW(Adam):
 
     The weight decay is decoupled: it is applied to the parameter directly, scaled by lr
     (torch's convention: the effective decay per step is lr * lambda; the paper's schedule
-    multiplier eta_t is the lr schedule). Default weight_decay = 1e-2 as torch.
+    multiplier eta_t is the lr schedule). Default weight_decay = 1e-2 as torch. This is
+    `Adam` with ``decoupled_weight_decay=True``, as in torch.
     """
-
-    decoupled = True
 
     def __init__(self, params: ParamsT, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, bias_correction: bool = True,
-                 *, maximize: bool = False, nonfinite: str = "ignore",
-                 backend: str = "auto") -> None:
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 bias_correction: bool = True, **options: Unpack[Options]) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, bias_correction=bias_correction, maximize=maximize,
-                         nonfinite=nonfinite, backend=backend)
+                         amsgrad=amsgrad, decoupled_weight_decay=True,
+                         bias_correction=bias_correction, **options)
 
 
 class Lion(RuleOptimizer):
@@ -221,12 +228,10 @@ class Lion(RuleOptimizer):
     """
 
     def __init__(self, params: ParamsT, lr: float = 1e-4,
-                 betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *,
-                 maximize: bool = False, nonfinite: str = "ignore",
-                 backend: str = "auto") -> None:
+                 betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0,
+                 **options: Unpack[Options]) -> None:
         super().__init__(params, lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
-                         weight_decay=weight_decay, maximize=maximize, nonfinite=nonfinite,
-                         backend=backend)
+                         weight_decay=weight_decay, **options)
 
     def recipe(self, group: dict[str, Any]) -> Rule:
         return recipes.lion(weight_decay=group["weight_decay"] != 0)

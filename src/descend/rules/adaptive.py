@@ -96,7 +96,8 @@ def scale_by_adam(amsgrad: bool = False, bias_correction: bool = True) -> Rule:
         return m_hat / denom, new_state
 
     keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
-    return Rule("scale_by_adam", update, init=zeros(*keys), prepare=prepare, state=keys)
+    return Rule("scale_by_adam", update, init=zeros(*keys), prepare=prepare, state=keys,
+                provides=("inv_bias_correction1", "inv_bias_correction2_sqrt"))
 
 
 def scale_by_lion() -> Rule:

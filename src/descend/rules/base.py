@@ -3,21 +3,40 @@
 A rule turns an incoming direction (at the head of a chain, the gradient) into an outgoing
 one, keeping whatever state it needs:
 
-    init(p)                   -> state       the rule's state tensors for parameter p
+    init(p)                   -> state        the rule's state tensors for parameter p
     update(d, state, p, ctx)  -> (d', state') pure maths, no in-place writes
-    prepare(ctx)              -> scalars     per-step scalars, computed once per step in Python
+    prepare(ctx)              -> scalars      per-step scalars, computed once per step in Python
 
 `ctx` holds the param group's hyperparameters at this step (``ctx.lr``, ``ctx.betas``, ...),
-the step count ``ctx.step`` (1 at the first update) and the scalars every rule's `prepare`
-returned. Hyperparameters are read from `ctx`, not baked into the rule, because they live in
-param groups where schedulers (ours and torch's) change them between steps. Only structural
-options (AMSGrad on/off, Nesterov on/off) are arguments of a rule's constructor.
+the step count ``ctx.step`` (1 at the first update), the rule's scalar state (``carry``,
+below) and the scalars every rule's `prepare` returned. Hyperparameters are read from `ctx`,
+not baked into the rule, because they live in param groups where schedulers (ours and
+torch's) change them between steps. Only structural options (AMSGrad on/off, Nesterov
+on/off) are arguments of a rule's constructor.
+
+What a rule may keep, and what it must declare so that every backend runs it correctly:
+
+- ``state``: named tensors of any shape (``exp_avg``; Adafactor's row and column factors; a
+  preconditioner). Created by `init` from the parameter; `update` returns new values.
+- ``carry``: named *scalar* state carried across steps, with its initial value (NAdam's
+  running product ``mu_product``, ASGD's ``eta``). `prepare` reads the previous value from
+  ``ctx`` and returns the new one under the same name; it is stored per parameter in the
+  optimizer's state, next to ``step``, so it resumes from a state dict exactly.
+- ``provides``: the names of the per-step scalars `prepare` returns. `chain` refuses two
+  rules that provide the same name, as it refuses clashing state keys.
+- ``reduction``: ``"none"`` when every output element depends only on the same element of
+  the inputs (elementwise rules run on any backend, over lists of tensors or in compiled
+  kernels); ``"tensor"`` when the maths reduces over one parameter (a norm, a trust ratio,
+  Newton-Schulz on a matrix): backends apply it one tensor at a time; ``"group"`` when it
+  reduces over all parameters of a group (Prodigy's d): `update` then receives
+  `TensorList`s holding every parameter of the group that has a gradient, on every
+  backend. No backend ever takes a reduction over a concatenation of tensors.
 
 Executing a rule (looping over tensors, writing state back, fusing) is the job of
 `descend.backends`; nothing here knows how it will be run. So that every backend can run
-the same code, rules use tensor *methods* and operators (``v.maximum(w)``, ``m.lerp(g, w)``,
-``d.sqrt()``), not ``torch.*`` functions: the foreach backend passes lists of tensors that
-implement exactly those.
+the same code, elementwise rules use tensor *methods* and operators (``v.maximum(w)``,
+``m.lerp(g, w)``, ``d.sqrt()``), not ``torch.*`` functions: the foreach backend passes lists
+of tensors that implement exactly those.
 """
 
 from __future__ import annotations
@@ -32,6 +51,8 @@ State = dict[str, Tensor]
 InitFn = Callable[[Tensor], State]
 UpdateFn = Callable[[Tensor, State, Tensor, "Context"], tuple[Tensor, State]]
 PrepareFn = Callable[["Context"], Mapping[str, Any]]
+
+REDUCTIONS = ("none", "tensor", "group")
 
 
 class MissingHyperparameter(AttributeError, KeyError):
@@ -48,6 +69,10 @@ class Context:
     raises `MissingHyperparameter` (both an AttributeError and a KeyError) naming it and
     what the group has. A plain object rather than a dict, so that torch.compile traces
     attribute reads without graph breaks.
+
+    Besides the hyperparameters it holds ``step`` (1 at a parameter's first update) and
+    ``fresh``: the state keys created at this step (a buffer that did not exist before, as
+    torch's ``momentum_buffer is None``).
     """
 
     def __init__(self, values: Mapping[str, Any] = (), **more: Any) -> None:
@@ -82,22 +107,22 @@ def _no_state(p: Tensor) -> State:
 
 @dataclass(frozen=True)
 class Rule:
-    """One step of maths in an optimizer.
+    """One step of maths in an optimizer (see the module docstring for the contract).
 
     Attributes:
         name: short identifier, shown in errors and reprs.
         update: ``(d, state, p, ctx) -> (d', new_state)``; returns new tensors for every state
             key it changes and must not write into its inputs.
-        init: ``p -> state``, the rule's fresh state for parameter `p`.
+        init: ``p -> state``, the rule's fresh state tensors for parameter `p`.
         prepare: ``ctx -> {name: scalar}``, per-step scalars (bias corrections, a decayed lr)
-            computed once per step in Python and merged into `ctx` before `update`.
+            and the new values of the rule's `carry`, computed once per step in Python.
         state: the state keys `init` creates; public API, kept stable across versions.
-        elementwise: True when every output element depends only on the same element of
-            the inputs. Rules that reduce over a tensor (norms, trust ratios) set False, and
-            backends that flatten many tensors into one refuse them.
+        carry: ``((name, initial value), ...)``: scalar state carried across steps.
+        provides: the per-step scalar names `prepare` returns (besides `carry`).
+        reduction: ``"none"`` (elementwise), ``"tensor"`` or ``"group"``.
         fused: set by a recipe that computes exactly what one of torch's hand-written
-            fused kernels computes (`descend.backends.fused.FusedKernel`); the flat
-            backend may then run that kernel instead of the generic maths.
+            fused kernels computes (`descend.backends.fused.FusedKernel`); backends may then
+            run that kernel instead of the generic maths.
     """
 
     name: str
@@ -105,20 +130,43 @@ class Rule:
     init: InitFn = _no_state
     prepare: PrepareFn | None = None
     state: tuple[str, ...] = ()
-    elementwise: bool = True
+    carry: tuple[tuple[str, float], ...] = ()
+    provides: tuple[str, ...] = ()
+    reduction: str = "none"
     parts: tuple[Rule, ...] = field(default=(), repr=False, compare=False)
     fused: Any = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"rule {self.name!r}: reduction must be one of "
+                             f"{', '.join(map(repr, REDUCTIONS))}, got {self.reduction!r}")
+        if (self.carry or self.provides) and self.prepare is None:
+            raise ValueError(f"rule {self.name!r} declares carry or provides but has no "
+                             "prepare function to compute them")
+
+    @property
+    def elementwise(self) -> bool:
+        return self.reduction == "none"
+
+    @property
+    def carry_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.carry)
+
     def __repr__(self) -> str:
         return f"Rule({self.name})"
+
+
+_REDUCTION_ORDER = {name: i for i, name in enumerate(REDUCTIONS)}
 
 
 def chain(*rules: Rule | None) -> Rule:
     """Compose rules left to right: the output direction of one is the input of the next.
 
     ``None`` entries are dropped, so recipes can write ``add_weight_decay() if wd else None``.
-    Nested chains are flattened. State keys of the parts must be distinct: state is one flat,
-    readable dict per parameter (``exp_avg``, ``momentum_buffer``), not a positional tuple.
+    Nested chains are flattened. The parts must keep distinct state keys and carry names
+    and provide distinct per-step scalars: state is one flat, readable dict per parameter
+    (``exp_avg``, ``momentum_buffer``), not a positional tuple, and the per-step scalars
+    share one namespace. The chain reduces as widely as its widest part.
     """
     parts: list[Rule] = []
     for rule in rules:
@@ -127,7 +175,7 @@ def chain(*rules: Rule | None) -> Rule:
         if not isinstance(rule, Rule):
             raise TypeError(f"chain() takes Rule objects, got {type(rule).__name__}")
         parts.extend(rule.parts or (rule,))
-    _check_distinct_state(parts)
+    _check_distinct(parts)
     if len(parts) == 1:
         return parts[0]
 
@@ -158,18 +206,26 @@ def chain(*rules: Rule | None) -> Rule:
         init=init,
         prepare=prepare if preparers else None,
         state=tuple(key for rule in parts for key in rule.state),
-        elementwise=all(rule.elementwise for rule in parts),
+        carry=tuple(item for rule in parts for item in rule.carry),
+        provides=tuple(name for rule in parts for name in rule.provides),
+        reduction=max((rule.reduction for rule in parts), key=_REDUCTION_ORDER.__getitem__),
         parts=tuple(parts),
     )
 
 
-def _check_distinct_state(parts: Iterable[Rule]) -> None:
-    owner: dict[str, str] = {}
+def _check_distinct(parts: Iterable[Rule]) -> None:
+    """State keys, carry names and per-step scalar names: each owned by one rule."""
+    owner: dict[str, tuple[str, str]] = {}
     for rule in parts:
-        for key in rule.state:
-            if key in owner:
+        names = ([(k, "state key") for k in rule.state]
+                 + [(k, "carried scalar") for k in rule.carry_names]
+                 + [(k, "per-step scalar") for k in rule.provides])
+        for name, kind in names:
+            if name in owner:
+                other_rule, other_kind = owner[name]
+                what = kind if kind == other_kind else f"{other_kind} / {kind}"
                 raise ValueError(
-                    f"state key {key!r} is kept by both {owner[key]!r} and {rule.name!r}; "
-                    "a chain's rules must keep distinct state"
+                    f"{what} {name!r} is kept by both {other_rule!r} and {rule.name!r}; "
+                    "a chain's rules must keep distinct state and per-step scalars"
                 )
-            owner[key] = rule.name
+            owner[name] = (rule.name, kind)

@@ -54,4 +54,5 @@ def scale_by_inverse_time() -> Rule:
     def update(d: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
         return d * ctx.inverse_time_factor, {}
 
-    return Rule("scale_by_inverse_time", update, prepare=prepare)
+    return Rule("scale_by_inverse_time", update, prepare=prepare,
+                provides=("inverse_time_factor",))

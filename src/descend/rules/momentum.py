@@ -27,20 +27,24 @@ from .init import zeros
 def heavy_ball(nesterov: bool = False) -> Rule:
     """Heavy-ball momentum with dampening, as torch.optim.SGD computes it.
 
-        b_1 = g_1                                  (torch: the buffer starts as a copy of g)
-        b_t = mu b_{t-1} + (1 - tau) g_t           (t > 1)
+        b = g                                      (when the buffer is created: torch copies g)
+        b_t = mu b_{t-1} + (1 - tau) g_t           (afterwards)
         d_t = b_t                                  (classical)
         d_t = g_t + mu b_t                         (Nesterov, Sutskever et al. 2013 form)
 
     mu = ``momentum`` and tau = ``dampening`` (0 when the group has none, as in RMSprop)
     come from the param group. State: ``momentum_buffer``.
+
+    "When the buffer is created" is not "at step 1": torch copies g whenever the buffer does
+    not exist yet, which is also the case when momentum is switched on mid-run, and is not
+    the case after loading a state dict that holds a buffer (torch's SGD saves no step).
     """
 
     def prepare(ctx: Context) -> dict[str, float]:
-        # The first step's gain is 1, not (1 - tau): b_0 = 0 then makes b_1 = g_1 exactly,
-        # torch's copy-on-first-step, without a branch in the tensor maths.
+        # The gain of a fresh buffer is 1, not (1 - tau): b_0 = 0 then makes b = g exactly,
+        # torch's copy-on-creation, without a branch in the tensor maths.
         tau = ctx.get("dampening", 0.0)
-        return {"heavy_ball_gain": 1.0 if ctx.step == 1 else 1.0 - tau}
+        return {"heavy_ball_gain": 1.0 if "momentum_buffer" in ctx.fresh else 1.0 - tau}
 
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
         mu = ctx.momentum
@@ -50,7 +54,7 @@ def heavy_ball(nesterov: bool = False) -> Rule:
 
     name = "heavy_ball_nesterov" if nesterov else "heavy_ball"
     return Rule(name, update, init=zeros("momentum_buffer"), prepare=prepare,
-                state=("momentum_buffer",))
+                state=("momentum_buffer",), provides=("heavy_ball_gain",))
 
 
 def ema_momentum(nesterov: bool = False) -> Rule:

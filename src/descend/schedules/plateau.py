@@ -81,12 +81,10 @@ class ReduceOnPlateau(Schedule):
         return (self.base,)
 
     def value(self, step: float) -> float:
-        return self.base.value(step) * self.scale
-
-    def __call__(self, step: float) -> float:
-        value = super().__call__(step)
+        # Recorded here, not in __call__: composites (``0.1 * ctrl``, `join`) evaluate their
+        # parts through `value`, and `report` needs the step the controller is driving.
         self.last_step = step
-        return value
+        return self.base.value(step) * self.scale
 
     def improved(self, metric: float) -> bool:
         rel = self.threshold_mode == "rel"

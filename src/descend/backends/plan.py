@@ -1,0 +1,203 @@
+"""How the parameters of a group split into buckets that share one computation.
+
+A bucket is a set of parameters of one group that can run as one multi-tensor or fused
+computation: same kind of storage, dtype and device, same step count and carried scalars
+(so one per-step context serves all), and the same freshly created state. Buckets hold the
+user's own tensors: nothing here changes where a parameter or gradient lives.
+
+Planning costs a pass over the parameters with dictionary lookups, so a plan is cached per
+group and reused while it provably still holds. The checks that run on every step are
+cheap and do not touch tensor storage: the group holds the same parameter objects (by
+identity), the optimizer's state mapping is the same object (``load_state_dict`` replaces
+it), every parameter has a gradient, and each gradient's dtype is the bucket's (a model
+cast with ``.half()`` or ``.to(float64)`` re-plans and converts the state). Everything a
+kernel reads (gradients, state tensors, real views, DTensor shards) is fetched again at
+every step, never cached, so a replaced ``.data``, ``.grad`` or state tensor is always
+the one computed on.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import MutableMapping, Sequence
+from operator import is_
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..rules.base import Rule, State
+from .common import ensure_state
+
+PLAIN_TYPES = (Tensor, torch.nn.Parameter)
+
+
+def kind_of(p: Tensor) -> str:
+    """How a kernel sees this parameter: ``plain`` tensors as they are, ``complex`` ones
+    through their real views, ``local`` (DTensor) through their local shards; any other
+    tensor subclass only through its own operators (``subclass``)."""
+    if type(p) in PLAIN_TYPES:
+        return "complex" if p.is_complex() else "plain"
+    if _is_dtensor(p):
+        return "local"
+    return "subclass"
+
+
+def _is_dtensor(p: Tensor) -> bool:
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # torch built without distributed
+        return False
+    return isinstance(p, DTensor)
+
+
+class Bucket:
+    """Parameters that share one context at this step. `params` and `states` are aligned
+    lists; `index` gives their positions in the group (None: all of them, in order)."""
+
+    __slots__ = ("params", "states", "index", "kind", "dtype", "device", "step", "fresh",
+                 "carry")
+
+    def __init__(self, params: list[Tensor], states: list[State], index: list[int] | None,
+                 kind: str, step: int, fresh: frozenset[str], carry: dict[str, Any]) -> None:
+        self.params, self.states, self.index = params, states, index
+        self.kind = kind
+        self.dtype = params[0].dtype
+        self.device = params[0].device
+        self.step, self.fresh, self.carry = step, fresh, carry
+
+    def grads(self, grads: list[Tensor]) -> list[Tensor]:
+        return grads if self.index is None else [grads[i] for i in self.index]
+
+    def state_lists(self, keys: Sequence[str]) -> dict[str, list[Tensor]]:
+        return {key: [s[key] for s in self.states] for key in keys}
+
+    def advance(self) -> None:
+        """Count this step for every parameter of the bucket."""
+        step = self.states[0]["step"] + 1
+        self.step = step
+        for s in self.states:
+            s["step"] = step
+        self.fresh = frozenset()
+
+    def store_carry(self, values: dict[str, Any]) -> None:
+        self.carry = values
+        for s in self.states:
+            s.update(values)
+
+
+class Plan:
+    __slots__ = ("rule", "states_of", "params", "buckets")
+
+    def __init__(self, rule: Rule, states_of: Any, params: list[Tensor],
+                 buckets: list[Bucket]) -> None:
+        self.rule, self.states_of, self.params, self.buckets = rule, states_of, params, buckets
+
+    def holds(self, rule: Rule, params: list[Tensor], states: Any) -> bool:
+        return (rule is self.rule and states is self.states_of
+                and len(params) == len(self.params) and all(map(is_, params, self.params)))
+
+
+class Planner:
+    """Per optimizer: the cached plan of each param group (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.plans: dict[int, Plan] = {}
+
+    def forget(self) -> None:
+        self.plans.clear()
+
+    def check(self, rule: Rule, group: dict[str, Any], states: Any, gi: int,
+              owner: str) -> None:
+        """Refuse a step that cannot run, before any group is touched: sparse gradients.
+        Only groups that will be re-planned are scanned; a cached plan only ever holds
+        parameters whose gradients were dense."""
+        plan = self.plans.get(gi)
+        params = group["params"]
+        if plan is not None and plan.holds(rule, params, states):
+            return
+        for pi, p in enumerate(params):
+            if p.grad is not None and p.grad.layout is not torch.strided:
+                raise TypeError(
+                    f"{owner}: parameter {pi} of group {gi} has a sparse gradient "
+                    f"({p.grad.layout}), which descend does not support; use dense gradients "
+                    "(e.g. nn.Embedding(..., sparse=False))")
+
+    def advance(self, rule: Rule, group: dict[str, Any], states: MutableMapping[Tensor, State],
+                gi: int) -> tuple[list[Bucket], list[Tensor | None]]:
+        """Create missing state, count this step for every parameter that has a gradient,
+        and return the buckets with the group's gradients (aligned with its params)."""
+        params = group["params"]
+        plan = self.plans.get(gi)
+        if plan is not None and plan.holds(rule, params, states):
+            grads = [p.grad for p in params]
+            if _matches(plan.buckets, grads):
+                for bucket in plan.buckets:
+                    bucket.advance()
+                return plan.buckets, grads
+        return self._replan(rule, params, states, gi)
+
+    def _replan(self, rule: Rule, params: list[Tensor], states: MutableMapping[Tensor, State],
+                gi: int) -> tuple[list[Bucket], list[Tensor | None]]:
+        grads = [p.grad for p in params]
+        members: dict[tuple, list[int]] = defaultdict(list)
+        fresh_of: dict[int, frozenset[str]] = {}
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if g is None:
+                continue
+            state = states[p]
+            fresh_of[i] = fresh = ensure_state(rule, state, p)
+            _convert_state(rule, state, p)
+            carry = tuple(state[name] for name in rule.carry_names)
+            if rule.reduction == "group":
+                key: tuple = ("group",)
+            else:
+                key = (kind_of(p), p.dtype, p.device, state["step"], carry, fresh)
+            members[key].append(i)
+        buckets = []
+        for key, index in members.items():
+            ps = [params[i] for i in index]
+            ss = [states[p] for p in ps]
+            for s in ss:
+                s["step"] += 1
+            whole = len(index) == len(params)
+            fresh = frozenset().union(*(fresh_of[i] for i in index))
+            carry = {name: ss[0][name] for name in rule.carry_names}
+            buckets.append(Bucket(ps, ss, None if whole else index,
+                                  "group" if key[0] == "group" else key[0],
+                                  ss[0]["step"], fresh, carry))
+        if len(fresh_of) == len(params) and rule.reduction != "group":
+            self.plans[gi] = Plan(rule, states, list(params), buckets)
+        else:
+            self.plans.pop(gi, None)
+        return buckets, grads
+
+
+def _matches(buckets: list[Bucket], grads: list[Tensor | None]) -> bool:
+    """Every parameter has a gradient, of its bucket's dtype."""
+    if len(buckets) == 1 and buckets[0].index is None:
+        dtype = buckets[0].dtype
+        try:
+            return all(g.dtype is dtype for g in grads)
+        except AttributeError:  # a None gradient
+            return False
+    for bucket in buckets:
+        for i in bucket.index if bucket.index is not None else range(len(grads)):
+            g = grads[i]
+            if g is None or g.dtype is not bucket.dtype:
+                return False
+    return True
+
+
+def _convert_state(rule: Rule, state: State, p: Tensor) -> None:
+    """State made for a parameter that has since been cast or moved (``model.half()``,
+    ``model.to("cuda")`` after some steps) follows it, as a freshly made state would: torch
+    raises a dtype error there instead."""
+    target = p if not p.is_complex() else torch.view_as_real(p)
+    for key in rule.state:
+        value = state[key]
+        if (value.is_floating_point() and value.dtype != target.dtype
+                and value.shape == target.shape):
+            value = state[key] = value.to(target.dtype)
+        if value.device != target.device:
+            state[key] = value.to(target.device)
