@@ -8,8 +8,10 @@ optimizer asks for its chain on every step at the cost of a dict lookup.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from functools import cache
+from functools import wraps
+from typing import Any, TypeVar
 
 from .backends.fused import FusedKernel
 from .rules import (
@@ -25,6 +27,25 @@ from .rules import (
     scale_by_lion,
     scale_by_rms,
 )
+
+F = TypeVar("F", bound=Callable[..., Rule])
+
+
+def cache(fn: F) -> F:
+    """Memoize a recipe by its arguments. A plain dict rather than functools.cache: when
+    torch.compile traces an optimizer's step, dynamo looks the rule up in the dict instead
+    of warning about, and tracing through, an lru_cache wrapper."""
+    table: dict[Any, Rule] = {}
+
+    @wraps(fn)
+    def recipe(*args: Any, **kwargs: Any) -> Rule:
+        key = (args, tuple(sorted(kwargs.items())))
+        rule = table.get(key)
+        if rule is None:
+            rule = table[key] = fn(*args, **kwargs)
+        return rule
+
+    return recipe  # type: ignore[return-value]
 
 
 def _coupled(weight_decay: bool) -> Rule | None:

@@ -14,7 +14,8 @@ from ..rules.base import Context, Rule, State
 # the maths. torch's own execution flags are kept in groups (as torch keeps them) so that
 # state dicts stay interchangeable, but no rule reads them.
 NOT_HYPERPARAMETERS = frozenset({
-    "params", "param_names", "schedules", "schedule_step", "plateau", "initial_lr",
+    "params", "param_names", "schedule_step", "scheduled", "plateau", "skipped_steps",
+    "initial_lr",
     "foreach", "fused", "capturable", "differentiable",
 })
 
@@ -42,11 +43,17 @@ def ensure_state(rule: Rule, state: State, p: Tensor) -> frozenset[str]:
     ``momentum_buffer: None`` for SGD without momentum): the first step, a state dict from
     another optimizer, or a rule that a hyperparameter change switched on (momentum set by
     a cyclic scheduler)."""
-    if "step" not in state:
+    step = state.get("step")
+    if step is None:
         state["step"] = 0
+    elif isinstance(step, Tensor):  # restored by a tool that bypassed load_state_dict (ZeRO)
+        state["step"] = int(step.item())
     for name, initial in rule.carry:
-        if state.get(name) is None:
+        value = state.get(name)
+        if value is None:
             state[name] = initial
+        elif isinstance(value, Tensor):
+            state[name] = float(value.item())
     missing = [key for key in rule.state if state.get(key) is None]
     if not missing:
         return frozenset()

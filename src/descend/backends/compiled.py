@@ -61,6 +61,8 @@ class Scalars:
 
 def _apply_each(rule: Rule, params: list[Tensor], grads: list[Tensor],
                 state: dict[str, list[Tensor]], ctx: Context, maximize: bool) -> None:
+    # A loop over tensors rather than one TensorList: dynamo cannot trace a list object's
+    # operators when a 0-D tensor scalar is the other operand.
     for i in range(len(params)):
         apply_rule(rule, params[i], grads[i], {k: v[i] for k, v in state.items()}, ctx,
                    maximize)
@@ -91,7 +93,13 @@ class CompiledKernels:
         key = (id(rule), first.dtype, first.device, len(params), maximize)
         kernel = self.kernels.get(key)
         if kernel is None:
-            kernel = self.kernels[key] = torch.compile(_fresh_code(rule.name), fullgraph=True)
+            # In float16/bfloat16 inductor would compute in float32 and round once; emulating
+            # eager's rounding after every operation keeps results within rounding of
+            # torch's default (for-loop) implementation and of descend's other backends.
+            low = first.dtype in (torch.float16, torch.bfloat16)
+            kernel = self.kernels[key] = torch.compile(
+                _fresh_code(rule.name), fullgraph=True,
+                options={"emulate_precision_casts": True} if low else None)
             self.scalars[key] = Scalars(first)
         kernel(rule, params, grads, state, self.scalars[key].convert(ctx), maximize)
 

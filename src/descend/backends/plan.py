@@ -9,8 +9,10 @@ Planning costs a pass over the parameters with dictionary lookups, so a plan is 
 group and reused while it provably still holds. The checks that run on every step are
 cheap and do not touch tensor storage: the group holds the same parameter objects (by
 identity), the optimizer's state mapping is the same object (``load_state_dict`` replaces
-it), every parameter has a gradient, and each gradient's dtype is the bucket's (a model
-cast with ``.half()`` or ``.to(float64)`` re-plans and converts the state). Everything a
+it) and nothing was assigned into it since (its ``version``, see
+`descend.optim.base.StateMap`), every parameter has a gradient, and each gradient's dtype
+is the bucket's (a model cast with ``.half()`` or ``.to(float64)`` re-plans and converts
+the state). Everything a
 kernel reads (gradients, state tensors, real views, DTensor shards) is fetched again at
 every step, never cached, so a replaced ``.data``, ``.grad`` or state tensor is always
 the one computed on.
@@ -87,14 +89,16 @@ class Bucket:
 
 
 class Plan:
-    __slots__ = ("rule", "states_of", "params", "buckets")
+    __slots__ = ("rule", "states_of", "version", "params", "buckets")
 
     def __init__(self, rule: Rule, states_of: Any, params: list[Tensor],
                  buckets: list[Bucket]) -> None:
         self.rule, self.states_of, self.params, self.buckets = rule, states_of, params, buckets
+        self.version = states_of.version
 
     def holds(self, rule: Rule, params: list[Tensor], states: Any) -> bool:
         return (rule is self.rule and states is self.states_of
+                and states.version == self.version
                 and len(params) == len(self.params) and all(map(is_, params, self.params)))
 
 
@@ -166,7 +170,8 @@ class Planner:
             buckets.append(Bucket(ps, ss, None if whole else index,
                                   "group" if key[0] == "group" else key[0],
                                   ss[0]["step"], fresh, carry))
-        if len(fresh_of) == len(params) and rule.reduction != "group":
+        if (len(fresh_of) == len(params) and rule.reduction != "group"
+                and hasattr(states, "version")):
             self.plans[gi] = Plan(rule, states, list(params), buckets)
         else:
             self.plans.pop(gi, None)

@@ -30,7 +30,7 @@ class TensorList:
     def _binary(self, other: Any, op: Any) -> TensorList:
         if isinstance(other, TensorList):
             return TensorList(op(self.tensors, other.tensors))
-        if isinstance(other, Number):
+        if isinstance(other, (Number, Tensor)):
             return TensorList(op(self.tensors, other))
         return NotImplemented
 
@@ -55,6 +55,18 @@ class TensorList:
 
     def __rtruediv__(self, other: Any) -> TensorList:
         return TensorList(torch._foreach_mul(torch._foreach_reciprocal(self.tensors), other))
+
+    def add(self, other: TensorList, alpha: float = 1.0) -> TensorList:
+        return TensorList(torch._foreach_add(self.tensors, other.tensors, alpha=alpha))
+
+    def mul(self, other: Any) -> TensorList:
+        return self * other
+
+    def addcmul(self, t1: TensorList, t2: TensorList, value: float = 1.0) -> TensorList:
+        return TensorList(torch._foreach_addcmul(self.tensors, t1.tensors, t2.tensors, value))
+
+    def addcdiv(self, t1: TensorList, t2: TensorList, value: float = 1.0) -> TensorList:
+        return TensorList(torch._foreach_addcdiv(self.tensors, t1.tensors, t2.tensors, value))
 
     def __neg__(self) -> TensorList:
         return TensorList(torch._foreach_neg(self.tensors))

@@ -11,12 +11,14 @@ Where descend keeps its counters. torch's tooling (torch.distributed.checkpoint,
 consolidation, FSDP's state-dict helpers) carries an optimizer's ``state`` and
 ``param_groups`` and nothing else, so everything descend needs to resume lives there: the
 step count and carried scalars of each parameter in ``state``; each group's schedule clock
-(``schedule_step``), its skipped-step count (``skipped_steps``) and its plateau controllers
-(``plateau``) in ``param_groups``.
+(``schedule_step``), the values its schedules wrote (``scheduled``), its plateau controllers
+(``plateau``) and its skipped-step count (``skipped_steps``) in ``param_groups``, as plain
+data (see `descend.optim.scheduling`).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,9 +27,10 @@ from torch import Tensor
 
 from ..backends import Executor
 from ..rules.base import Rule
-from ..schedules import Reduction, controllers, evaluate, is_scheduled
+from ..schedules import Reduction, evaluate
 from .checks import NONFINITE_POLICIES, check_choice, check_hyperparameters
 from .interop import export_state, import_state
+from .scheduling import Schedules
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]] | Iterable[tuple[str, Tensor]]
 
@@ -138,8 +141,9 @@ class RuleOptimizer(torch.optim.Optimizer):
         self._rule = rule
         self.nonfinite = nonfinite
         self._executor = Executor(self.backend)
-        self._written: dict[int, dict[str, Any]] = {}
+        self._schedules = Schedules()
         super().__init__(params, defaults)
+        self.state = StateMap(self.state)
 
     # -- structure ---------------------------------------------------------------------
 
@@ -156,7 +160,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         owner = type(self).__name__
         merged = {**self.defaults, **param_group}
         clock = max((g["schedule_step"] for g in self.param_groups), default=0)
-        schedules = {k: v for k, v in merged.items() if is_scheduled(v)}
+        schedules = Schedules.split(merged)
         current = {k: evaluate(v, clock) for k, v in schedules.items()}
         merged.update(current)
         check_hyperparameters(owner, merged)
@@ -174,9 +178,8 @@ class RuleOptimizer(torch.optim.Optimizer):
                 seen.add(id(p))
                 _check_param_tensor(owner, where, p)
         super().add_param_group({**param_group, **current, "params": params,
-                                 "schedules": schedules, "schedule_step": clock,
-                                 "skipped_steps": 0})
-        self._written[id(self.param_groups[-1])] = current
+                                 "schedule_step": clock, "skipped_steps": 0})
+        self._schedules.add(self.param_groups[-1], schedules)
 
     def set_hyperparameter(self, name: str, value: Any, groups: Iterable[int] | None = None,
                            restart: bool = False) -> None:
@@ -188,6 +191,11 @@ class RuleOptimizer(torch.optim.Optimizer):
         is scheduled.
         """
         owner = type(self).__name__
+
+        def check(group: dict[str, Any]) -> None:
+            check_hyperparameters(owner, group)
+            self.check_group(group)
+
         indices = range(len(self.param_groups)) if groups is None else list(groups)
         for gi in indices:
             group = self.param_groups[gi]
@@ -195,14 +203,11 @@ class RuleOptimizer(torch.optim.Optimizer):
                 raise KeyError(f"{owner}: group {gi} has no hyperparameter {name!r}")
             if restart:
                 group["schedule_step"] = 0
-            now = evaluate(value, group["schedule_step"])
-            check_hyperparameters(owner, {**group, name: now})
-            group["schedules"].pop(name, None)
-            if is_scheduled(value):
-                group["schedules"][name] = value
-            group[name] = now
-            self.check_group(group)
-            self._write_schedules(group)
+            self._schedules.replace(gi, group, name, value, check)
+
+    def schedules(self, group: int = 0) -> dict[str, Any]:
+        """The schedules attached to the hyperparameters of a param group, by name."""
+        return dict(self._schedules.by_group[group])
 
     # -- stepping ----------------------------------------------------------------------
 
@@ -227,28 +232,14 @@ class RuleOptimizer(torch.optim.Optimizer):
             for group in self.param_groups:
                 group["skipped_steps"] += 1
             return loss
+        for gi, group in enumerate(self.param_groups):
+            self._schedules.sync(gi, group)
         with torch.set_grad_enabled(self.defaults["differentiable"]):
             for gi, (group, rule) in enumerate(zip(self.param_groups, rules)):
                 self._executor.step(rule, group, self.state, gi)
-        for group in self.param_groups:
-            self._advance_clock(group)
+        for gi, group in enumerate(self.param_groups):
+            self._schedules.advance(gi, group)
         return loss
-
-    def _advance_clock(self, group: dict[str, Any]) -> None:
-        schedules = group["schedules"]
-        if not schedules:
-            group["schedule_step"] += 1
-            return
-        written = self._written.get(id(group), {})
-        if all(written.get(k, _UNSET) == group[k] for k in schedules):
-            group["schedule_step"] += 1
-        self._write_schedules(group)
-
-    def _write_schedules(self, group: dict[str, Any]) -> None:
-        clock = group["schedule_step"]
-        current = {k: evaluate(v, clock) for k, v in group["schedules"].items()}
-        group.update(current)
-        self._written[id(group)] = current
 
     @property
     def steps_done(self) -> int:
@@ -264,16 +255,7 @@ class RuleOptimizer(torch.optim.Optimizer):
     def report(self, metric: float) -> list[Reduction]:
         """Feed a validation metric to every `ReduceOnPlateau` among the schedules; returns
         the reductions it caused (each controller is fed once, even if shared by groups)."""
-        seen: dict[int, tuple[Any, dict[str, Any]]] = {}
-        for group in self.param_groups:
-            for schedule in group["schedules"].values():
-                for controller in controllers(schedule):
-                    seen.setdefault(id(controller), (controller, group))
-        reductions = [c.report(metric, group["schedule_step"]) for c, group in seen.values()]
-        for group in self.param_groups:
-            if group["schedules"]:
-                self._write_schedules(group)
-        return [r for r in reductions if r is not None]
+        return self._schedules.report(self.param_groups, metric)
 
     def _all_finite(self) -> bool:
         grads = [p.grad for group in self.param_groups for p in group["params"]
@@ -297,49 +279,40 @@ class RuleOptimizer(torch.optim.Optimizer):
     # -- serialisation -----------------------------------------------------------------
 
     # Schedules are code, not data: the state dict keeps each group's clock and the state
-    # of its metric controllers, and a resumed optimizer is built with the same schedules.
-    # That keeps `torch.load(..., weights_only=True)` working.
+    # of its metric controllers (plain data in the groups), and a resumed optimizer is built
+    # with the same schedules. That keeps `torch.load(..., weights_only=True)` working.
 
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
-        for saved, group in zip(sd["param_groups"], self.param_groups):
-            saved.pop("schedules", None)
-            found = [c for s in group["schedules"].values() for c in controllers(s)]
-            if found:
-                saved["plateau"] = [c.state_dict() for c in found]
         sd["state"] = {k: export_state(v) for k, v in sd["state"].items()}
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state dict saved by descend (any version, any backend) or by the
         torch.optim class of the same algorithm."""
+        owner = type(self).__name__
         state_dict = dict(state_dict)
-        legacy = state_dict.pop("descend", None)
-        mine = [dict(group) for group in self.param_groups]
+        legacy = state_dict.pop("descend", None)  # descend 0.1 kept its counters here
+        mine = self.param_groups
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(mine):
-            raise ValueError(f"{type(self).__name__}: the state dict has {len(saved_groups)} "
-                             f"param groups, this optimizer {len(mine)}")
+            raise ValueError(f"{owner}: the state dict has {len(saved_groups)} param groups, "
+                             f"this optimizer {len(mine)}")
+        # Keys a torch.optim state dict lacks (descend's options) keep this optimizer's values.
         state_dict["param_groups"] = [
-            {**{k: v for k, v in m.items() if k not in ("params", "schedules")}, **s}
+            {**{k: v for k, v in m.items() if k != "params"}, **s}
             for m, s in zip(mine, saved_groups)]
         super().load_state_dict(state_dict)
-        for i, (group, old) in enumerate(zip(self.param_groups, mine)):
-            group["schedules"] = old["schedules"]
+        for gi, group in enumerate(self.param_groups):
+            group.pop("schedules", None)  # descend 0.1 kept schedule objects in groups
             if legacy is not None:
                 group["schedule_step"] = int(legacy.get("steps_done", 0))
                 group["skipped_steps"] = int(legacy.get("skipped_steps", 0))
-                plateau = (legacy.get("controllers") or [[]] * (i + 1))[i]
-            else:
-                plateau = group.pop("plateau", [])
-            found = [c for s in group["schedules"].values() for c in controllers(s)]
-            for controller, state in zip(found, plateau):
-                controller.load_state_dict(state)
-            group.pop("plateau", None)
-            self._written.pop(id(old), None)
-            self._write_schedules(group)
-        for group in self.param_groups:
-            check_hyperparameters(type(self).__name__, group)
+                plateau = (legacy.get("controllers") or [])[gi:gi + 1]
+                if plateau:
+                    group["plateau"] = plateau[0]
+            self._schedules.sync(gi, group)
+            check_hyperparameters(owner, group)
             self.check_group(group)
             carry = self.recipe(group).carry_names
             for p in group["params"]:
@@ -349,24 +322,56 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.update(nonfinite=self.nonfinite, backend=self.backend, _rule=self._rule)
+        state.update(nonfinite=self.nonfinite, backend=self.backend, _rule=self._rule,
+                     _schedules=self._schedules)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Also called by torch's load_state_dict with state and param_groups only.
-        for key in ("nonfinite", "backend", "_rule"):
+        # Also called by torch's load_state_dict, with only state and param_groups.
+        for key in ("nonfinite", "backend", "_rule", "_schedules"):
             if key in state:
                 setattr(self, key, state.pop(key))
-        if "_executor" not in self.__dict__:
-            self._executor = Executor(self.backend)
-            self._written = {}
         super().__setstate__(state)
-        if "defaults" in state:
-            for group in self.param_groups:
-                self._write_schedules(group)
+        self._executor = Executor(self.backend)
+        self.state = StateMap(self.state)
 
 
-_UNSET = object()
+class StateMap(defaultdict):
+    """The optimizer's ``state`` mapping, which counts assignments to it.
+
+    Backends cache which state dict belongs to which parameter; a tool that puts a new
+    state dict in place (ZeRO's ``load_state_dict`` assigns ``optim.state[p]`` directly)
+    bumps `version`, so the cache is rebuilt instead of computing on the old state.
+    """
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__(dict, items)
+        self.version = 0
+
+    def __reduce__(self) -> Any:
+        return (type(self), (dict(self),))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.version += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.version += 1
+        super().__delitem__(key)
+
+    def _bump(name: str) -> Any:  # noqa: N805 - builds methods below
+        def method(self: StateMap, *args: Any, **kwargs: Any) -> Any:
+            self.version += 1
+            return getattr(super(), name)(*args, **kwargs)
+        method.__name__ = name
+        return method
+
+    update = _bump("update")
+    pop = _bump("pop")
+    popitem = _bump("popitem")
+    clear = _bump("clear")
+    setdefault = _bump("setdefault")
+    del _bump
 
 
 def _check_param_tensor(owner: str, where: str, p: Tensor) -> None:

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from .base import Context, Rule, State
 from .init import filled, zeros
+from .ops import addcmul
 
 
 def scale_by_adagrad(initial_accumulator_value: float = 0.0) -> Rule:
@@ -20,7 +21,7 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0) -> Rule:
     """
 
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
-        s = state["sum"] + g * g
+        s = addcmul(state["sum"], g, g)
         return g / (s.sqrt() + ctx.eps), {"sum": s}
 
     return Rule("scale_by_adagrad", update, init=filled("sum", initial_accumulator_value),
@@ -43,12 +44,12 @@ def scale_by_rms(centered: bool = False, eps_inside_sqrt: bool = False) -> Rule:
 
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
         alpha = ctx.alpha
-        s = alpha * state["square_avg"] + (1 - alpha) * g * g
+        s = addcmul(state["square_avg"] * alpha, g, g, 1 - alpha)
         new_state = {"square_avg": s}
         if centered:
             m = state["grad_avg"].lerp(g, 1 - alpha)
             new_state["grad_avg"] = m
-            s = s - m * m
+            s = addcmul(s, m, m, -1.0)
         rms = (s + ctx.eps).sqrt() if eps_inside_sqrt else s.sqrt() + ctx.eps
         return g / rms, new_state
 
@@ -86,7 +87,7 @@ def scale_by_adam(amsgrad: bool = False, bias_correction: bool = True) -> Rule:
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
         beta1, beta2 = ctx.betas
         m = state["exp_avg"].lerp(g, 1 - beta1)
-        v = beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g
+        v = addcmul(state["exp_avg_sq"] * beta2, g, g, 1 - beta2)
         new_state = {"exp_avg": m, "exp_avg_sq": v}
         if amsgrad:
             v = state["max_exp_avg_sq"].maximum(v)

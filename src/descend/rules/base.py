@@ -36,7 +36,10 @@ Executing a rule (looping over tensors, writing state back, fusing) is the job o
 `descend.backends`; nothing here knows how it will be run. So that every backend can run
 the same code, elementwise rules use tensor *methods* and operators (``v.maximum(w)``,
 ``m.lerp(g, w)``, ``d.sqrt()``), not ``torch.*`` functions: the foreach backend passes lists
-of tensors that implement exactly those.
+of tensors that implement exactly those. Where torch.optim uses a fused operation
+(``v.mul_(beta).addcmul_(g, g, value=1 - beta)``), the rule uses it too, through
+`descend.rules.ops` (``addcmul(v * beta, g, g, 1 - beta)``): one rounding instead of three,
+which keeps float16 and bfloat16 results within rounding of torch's.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class MissingHyperparameter(AttributeError, KeyError):
 class Context:
     """Hyperparameters and per-step scalars of one param group at one step.
 
-    Read as attributes, so that rules read like the maths (``ctx.lr * d``). A missing name
+    Read as attributes, so that rules read like the maths (``d * ctx.lr``). A missing name
     raises `MissingHyperparameter` (both an AttributeError and a KeyError) naming it and
     what the group has. A plain object rather than a dict, so that torch.compile traces
     attribute reads without graph breaks.
@@ -156,7 +159,13 @@ class Rule:
         return f"Rule({self.name})"
 
 
-_REDUCTION_ORDER = {name: i for i, name in enumerate(REDUCTIONS)}
+def _widest(reductions: Iterable[str]) -> str:
+    # A loop rather than max(key=...): torch.compile traces recipes, and dynamo cannot
+    # trace max with a key function without a graph break.
+    widest = 0
+    for reduction in reductions:
+        widest = max(widest, REDUCTIONS.index(reduction))
+    return REDUCTIONS[widest]
 
 
 def chain(*rules: Rule | None) -> Rule:
@@ -208,7 +217,7 @@ def chain(*rules: Rule | None) -> Rule:
         state=tuple(key for rule in parts for key in rule.state),
         carry=tuple(item for rule in parts for item in rule.carry),
         provides=tuple(name for rule in parts for name in rule.provides),
-        reduction=max((rule.reduction for rule in parts), key=_REDUCTION_ORDER.__getitem__),
+        reduction=_widest(rule.reduction for rule in parts),
         parts=tuple(parts),
     )
 

@@ -16,7 +16,7 @@ def scale_by_learning_rate() -> Rule:
     """
 
     def update(d: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
-        return -ctx.lr * d, {}
+        return d * -ctx.lr, {}
 
     return Rule("scale_by_learning_rate", update)
 
@@ -36,7 +36,7 @@ def add_decayed_weights() -> Rule:
     """
 
     def update(d: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
-        return d + ctx.weight_decay * p, {}
+        return d + p * ctx.weight_decay, {}
 
     return Rule("add_decayed_weights", update)
 

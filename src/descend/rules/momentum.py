@@ -22,6 +22,7 @@ from torch import Tensor
 
 from .base import Context, Rule, State
 from .init import zeros
+from .ops import add
 
 
 def heavy_ball(nesterov: bool = False) -> Rule:
@@ -48,8 +49,8 @@ def heavy_ball(nesterov: bool = False) -> Rule:
 
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
         mu = ctx.momentum
-        b = mu * state["momentum_buffer"] + ctx.heavy_ball_gain * g
-        d = g + mu * b if nesterov else b
+        b = add(state["momentum_buffer"] * mu, g, ctx.heavy_ball_gain)
+        d = add(g, b, mu) if nesterov else b
         return d, {"momentum_buffer": b}
 
     name = "heavy_ball_nesterov" if nesterov else "heavy_ball"
