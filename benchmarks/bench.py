@@ -1,12 +1,16 @@
-"""Optimizer-step benchmarks: descend's backends against torch.optim, in one run.
+"""Optimizer-step benchmarks: descend against the fastest implementation of each algorithm.
 
-    python benchmarks/bench.py [--quick] [--out benchmarks/results.json]
+    python benchmarks/bench.py [--quick] [--sizes SMALL,MANY,LARGE] [--algorithms adam,...]
+                               [--threads 1] [--no-fresh] [--out benchmarks/results.json]
 
-Reports medians over repeats (with the interquartile range), ratios to the fastest
-torch.optim implementation of the same or nearest algorithm, and the share of a measured
-in-place bandwidth (STREAM-like ``a += s * b``) that each elementwise rule reaches, counting
-the minimal traffic of the rule: parameter and state read and written, gradient read.
-Writes JSON and regenerates docs/performance.md.
+Every comparison is interleaved (see `harness.py`): descend's default backend (`auto`) and
+each other implementation of the same algorithm (torch.optim's for-loop, foreach and fused
+variants, a reference package, or a hand-written foreach version) run in the same rounds in
+random order; ratios are medians of per-round ratios of thread CPU time, with wall-time
+ratios beside them. Also measured: the share of the measured memory bandwidth each
+implementation reaches, descend's Python time per step, a whole MLP training step, and, in
+fresh processes, the time to the first step and the first 100 LARGE steps and the resident
+memory. Writes benchmarks/results.json and regenerates docs/performance.md.
 """
 
 from __future__ import annotations
@@ -15,237 +19,215 @@ import argparse
 import gc
 import json
 import platform
-import statistics
+import resource
+import subprocess
+import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from contenders import ALGORITHMS, BY_NAME, SHAPES, clone, make_params
+from harness import interleave, summary
 
 import descend
 
 ROOT = Path(__file__).resolve().parents[1]
-
-SHAPES = {
-    "SMALL": [(128, 784), (128,), (10, 128), (10,)],          # MLP 784-128-10
-    "MANY": [(1024,)] * 1000,                                  # 1000 tensors of 1K
-    "LARGE": [(1000, 500)] * 100,                              # 50M in 100 tensors
-}
-
-T = torch.optim
-# name -> (descend factory, number of state tensors, torch baseline key)
-DESCEND: dict[str, tuple[Callable, int, str]] = {
-    "sgd-momentum": (lambda p, b: descend.SGD(p, lr=1e-3, momentum=0.9, backend=b), 1,
-                     "sgd-momentum"),
-    "nesterov": (lambda p, b: descend.Nesterov(p, lr=1e-3, backend=b), 1, "nesterov"),
-    "momentum-ema": (lambda p, b: descend.Momentum(p, lr=1e-3, backend=b), 1, "sgd-momentum"),
-    "adagrad": (lambda p, b: descend.Adagrad(p, lr=1e-3, backend=b), 1, "adagrad"),
-    "rmsprop": (lambda p, b: descend.RMSprop(p, lr=1e-3, backend=b), 1, "rmsprop"),
-    "rmsprop-centered": (lambda p, b: descend.RMSprop(p, lr=1e-3, centered=True, backend=b), 2,
-                         "rmsprop-centered"),
-    "rmsprop-eps-inside": (lambda p, b: descend.RMSprop(p, lr=1e-3, eps_inside_sqrt=True,
-                                                        backend=b), 1, "rmsprop"),
-    "adam": (lambda p, b: descend.Adam(p, lr=1e-3, backend=b), 2, "adam"),
-    "adamw": (lambda p, b: descend.AdamW(p, lr=1e-3, backend=b), 2, "adamw"),
-    "amsgrad": (lambda p, b: descend.Adam(p, lr=1e-3, amsgrad=True, backend=b), 3, "amsgrad"),
-    "lion": (lambda p, b: descend.Lion(p, lr=1e-4, backend=b), 1, "sgd-momentum"),
-}
-TORCH: dict[str, tuple[Callable, tuple[str, ...]]] = {
-    "sgd-momentum": (lambda p, **k: T.SGD(p, lr=1e-3, momentum=0.9, **k),
-                     ("forloop", "foreach", "fused")),
-    "nesterov": (lambda p, **k: T.SGD(p, lr=1e-3, momentum=0.9, nesterov=True, **k),
-                 ("forloop", "foreach", "fused")),
-    "adagrad": (lambda p, **k: T.Adagrad(p, lr=1e-3, **k), ("forloop", "foreach", "fused")),
-    "rmsprop": (lambda p, **k: T.RMSprop(p, lr=1e-3, **k), ("forloop", "foreach")),
-    "rmsprop-centered": (lambda p, **k: T.RMSprop(p, lr=1e-3, centered=True, **k),
-                         ("forloop", "foreach")),
-    "adam": (lambda p, **k: T.Adam(p, lr=1e-3, **k), ("forloop", "foreach", "fused")),
-    "adamw": (lambda p, **k: T.AdamW(p, lr=1e-3, **k), ("forloop", "foreach", "fused")),
-    "amsgrad": (lambda p, **k: T.Adam(p, lr=1e-3, amsgrad=True, **k),
-                ("forloop", "foreach", "fused")),
-}
-BACKENDS = ("reference", "foreach", "flat", "compiled")
-IMPL_KWARGS = {"forloop": {"foreach": False}, "foreach": {"foreach": True},
-               "fused": {"fused": True}}
+ROUNDS = {"SMALL": (60, 20), "MANY": (30, 2), "LARGE": (15, 1)}  # rounds, steps per round
+TARGETS = {"SMALL": 0.5, "MANY": 0.2, "LARGE": 0.95}
 
 
-def make_params(shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    params = []
-    for s in shapes:
-        p = torch.randn(s, generator=gen).requires_grad_()
-        p.grad = torch.randn(s, generator=gen) * 1e-2
-        params.append(p)
-    return params
+def log(message: str) -> None:
+    print(message, flush=True)
 
 
-def clone(params: list[torch.Tensor]) -> list[torch.Tensor]:
-    out = []
-    for p in params:
-        q = p.detach().clone().requires_grad_()
-        q.grad = p.grad.clone()
-        out.append(q)
-    return out
-
-
-def time_steps(step: Callable[[], None], reps: int, warmup: int) -> dict[str, float]:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return {"median_ms": 1e3 * statistics.median(times), "q1_ms": 1e3 * q[0],
-            "q3_ms": 1e3 * q[2]}
-
-
-def bandwidth(n: int, reps: int) -> float:
+def bandwidth(numel: int = 50_000_000) -> float:
     """GB/s of the in-place ``a += s * b`` (reads a and b, writes a: 12 bytes/element)."""
-    a, b = torch.randn(n), torch.randn(n)
-    t = time_steps(lambda: a.add_(b, alpha=1e-3), reps, 2)
-    return 12 * n / (t["median_ms"] / 1e3) / 1e9
+    a, b = torch.randn(numel), torch.randn(numel)
+    t = interleave({"axpy": lambda: a.add_(b, alpha=1e-3)}, rounds=9, warmup=2)
+    return 12 * numel / t.median("axpy", "wall") / 1e9
 
 
-def release(opt: torch.optim.Optimizer) -> None:
-    """Free a descend optimizer's buffers now: remove its gradient hooks and drop compiled
-    graphs (which keep their example inputs alive). On LARGE, keeping them across the
-    44 configurations exhausted the machine's memory. Compiled kernels stay in inductor's
-    on-disk cache, so recompiling later is cheap."""
-    backend = opt._backend
-    for sub in (backend, getattr(backend, "flat", None), getattr(backend, "compiled", None)):
-        if sub is not None and hasattr(sub, "close"):
-            sub.close()
-    torch._dynamo.reset()
-    gc.collect()
-
-
-def bench_shape(name: str, shapes: list, reps: int, warmup: int,
-                only: set[str] | None) -> list[dict]:
-    base = make_params(shapes)
+def step_ratios(size: str, algorithms: list, gbps: float, quick: bool) -> list[dict]:
+    rounds, inner = ROUNDS[size]
+    if quick:
+        rounds = max(5, rounds // 5)
+    base = make_params(SHAPES[size])
     numel = sum(p.numel() for p in base)
     rows = []
-    for key, (factory, n_state, _) in DESCEND.items():
-        if only and key not in only:
-            continue
-        for backend in BACKENDS:
-            params = clone(base)
-            opt = factory(params, backend)
-            first = time.perf_counter()
-            opt.step()
-            first = time.perf_counter() - first
-            row = {"shape": name, "optimizer": key, "impl": f"descend-{backend}",
-                   "numel": numel, "tensors": len(shapes),
-                   "bytes_per_param": 4 * (2 * (1 + n_state) + 1),
-                   **time_steps(opt.step, reps, warmup)}
-            if backend == "compiled":
-                row["first_step_s"] = first
-            rows.append(row)
-            release(opt)
-            del opt, params
-    for key, (factory, impls) in TORCH.items():
-        if only and key not in only and not any(DESCEND[d][2] == key for d in only):
-            continue
-        for impl in impls:
-            params = clone(base)
-            opt = factory(params, **IMPL_KWARGS[impl])
-            rows.append({"shape": name, "optimizer": key, "impl": f"torch-{impl}",
-                         "numel": numel, "tensors": len(shapes),
-                         **time_steps(opt.step, reps, warmup)})
-            del opt, params
-            gc.collect()
+    for algo in algorithms:
+        opts = {"descend-auto": algo.descend(clone(base), "auto")}
+        opts.update({name: make(clone(base)) for name, make in algo.others.items()})
+        t = interleave({name: opt.step for name, opt in opts.items()}, rounds, inner)
+        others = [n for n in opts if n != "descend-auto"]
+        fastest = min(others, key=t.median)
+        row = {"size": size, "algorithm": algo.name, "note": algo.note, "numel": numel,
+               "fastest": fastest, "ms": {n: 1e3 * t.median(n) for n in opts},
+               "ratio_cpu": t.ratio("descend-auto", fastest),
+               "ratio_wall": t.ratio("descend-auto", fastest, "wall"),
+               "bandwidth_pct": {n: 100 * algo.bytes_per_param() * numel / t.median(n, "wall")
+                                 / 1e9 / gbps for n in ("descend-auto", fastest)},
+               "target": TARGETS[size]}
+        if "torch-fused" in opts and fastest != "torch-fused":
+            row["ratio_fused_cpu"] = t.ratio("descend-auto", "torch-fused")
+        rows.append(row)
+        r = row["ratio_cpu"]
+        log(f"  {size:<5} {algo.name:<19} descend {row['ms']['descend-auto']:9.3f} ms   "
+            f"{fastest:<18} {row['ms'][fastest]:9.3f} ms   x{r['median']:.2f} "
+            f"({r['q1']:.2f}-{r['q3']:.2f})")
+        del opts
+        gc.collect()
     return rows
 
 
-def mlp_training_step(reps: int) -> list[dict]:
-    """Forward + backward + step of the 784-128-10 MLP at batch 64."""
+def python_overhead(quick: bool) -> list[dict]:
+    """descend's time per step above the kernel it calls: `opt.step()` against the same
+    torch fused kernel called directly on the same lists, for 1 to 1000 tiny parameters."""
+    rows = []
+    for n in (1, 10, 100, 1000):
+        params = make_params([(1,)] * n)
+        opt = descend.SGD(params, lr=1e-3, momentum=0.9)
+        opt.step()
+        grads = [p.grad for p in params]
+        bufs = [opt.state[p]["momentum_buffer"] for p in params]
+        detached = [p.detach() for p in params]
+
+        def kernel(detached=detached, grads=grads, bufs=bufs):
+            torch._fused_sgd_(detached, grads, bufs, weight_decay=0.0, momentum=0.9,
+                              lr=1e-3, dampening=0.0, nesterov=False, maximize=False,
+                              is_first_step=False)
+
+        torch_opt = torch.optim.SGD(clone(params), lr=1e-3, momentum=0.9, fused=True)
+        t = interleave({"descend": opt.step, "kernel": kernel, "torch-fused": torch_opt.step},
+                       rounds=10 if quick else 40, inner=50 if n < 1000 else 5)
+        extra = [1e6 * (a - b) for a, b in zip(t.cpu["descend"], t.cpu["kernel"])]
+        torch_extra = [1e6 * (a - b) for a, b in zip(t.cpu["torch-fused"], t.cpu["kernel"])]
+        rows.append({"tensors": n, "descend_us": summary(extra),
+                     "torch_fused_us": summary(torch_extra),
+                     "kernel_us": 1e6 * t.median("kernel")})
+        log(f"  python per step, {n:>4} tensors: descend {rows[-1]['descend_us']['median']:7.1f}"
+            f" us, torch fused {rows[-1]['torch_fused_us']['median']:7.1f} us above the kernel")
+    return rows
+
+
+def mlp_training_step(quick: bool) -> dict:
+    """Forward + backward + Adam step of the 784-128-10 MLP at batch 64."""
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 784, generator=gen), torch.randint(0, 10, (64,), generator=gen)
-    rows = []
-    impls = {"torch-fused": lambda p: T.Adam(p, lr=1e-3, fused=True),
-             "torch-foreach": lambda p: T.Adam(p, lr=1e-3, foreach=True),
-             "descend-flat": lambda p: descend.Adam(p, lr=1e-3, backend="flat"),
-             "descend-compiled": lambda p: descend.Adam(p, lr=1e-3, backend="compiled")}
-    for impl, make in impls.items():
+    steps = {}
+    for name, make in {"descend-auto": lambda p: descend.Adam(p, lr=1e-3),
+                       "torch-fused": lambda p: torch.optim.Adam(p, lr=1e-3, fused=True),
+                       "torch-foreach": lambda p: torch.optim.Adam(p, lr=1e-3, foreach=True)
+                       }.items():
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(),
                                     torch.nn.Linear(128, 10))
         opt = make(model.parameters())
 
-        def step(model: torch.nn.Module = model, opt: torch.optim.Optimizer = opt) -> None:
+        def step(model=model, opt=opt):
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
 
-        rows.append({"shape": "MLP-train-step", "optimizer": "adam", "impl": impl,
-                     **time_steps(step, reps, 20)})
+        steps[name] = step
+    t = interleave(steps, rounds=10 if quick else 40, inner=20)
+    row = {"ms": {n: 1e3 * t.median(n) for n in steps},
+           "ratio_cpu": t.ratio("descend-auto", "torch-fused"),
+           "ratio_wall": t.ratio("descend-auto", "torch-fused", "wall"), "target": 0.85}
+    log(f"  MLP training step: descend {row['ms']['descend-auto']:.3f} ms, torch fused "
+        f"{row['ms']['torch-fused']:.3f} ms, x{row['ratio_cpu']['median']:.2f}")
+    return row
+
+
+# -- fresh processes: first steps and resident memory ------------------------------------
+
+FRESH = [("adam", "descend-auto"), ("adam", "torch-fused"),
+         ("rmsprop", "descend-auto"), ("rmsprop", "torch-forloop"),
+         ("lion", "descend-auto"), ("lion", "hand-foreach")]
+
+
+def fresh_child(algorithm: str, impl: str, steps: int) -> dict:
+    """Run in a fresh process: LARGE parameters, `steps` steps, each timed; memory in MB."""
+    torch.set_num_threads(1)
+    algo = BY_NAME[algorithm]
+    params = make_params(SHAPES["LARGE"])
+    rss_params = _rss_mb()
+    opt = algo.descend(params, "auto") if impl == "descend-auto" else algo.others[impl](params)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return {"first_step_s": times[0], "first_100_s": sum(times[:100]),
+            "longest_step_s": max(times), "steady_rss_mb": _rss_mb(),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "params_rss_mb": rss_params}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def fresh_runs(repeats: int) -> list[dict]:
+    results: dict[tuple, list[dict]] = {key: [] for key in FRESH}
+    for r in range(repeats):
+        for key in (FRESH if r % 2 == 0 else FRESH[::-1]):
+            out = subprocess.run([sys.executable, __file__, "--fresh-child", *key],
+                                 capture_output=True, text=True, check=True)
+            results[key].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    rows = []
+    for (algorithm, impl), runs in results.items():
+        row = {"algorithm": algorithm, "impl": impl}
+        for field in runs[0]:
+            row[field] = sorted(run[field] for run in runs)[len(runs) // 2]
+        rows.append(row)
+        log(f"  fresh {algorithm:<8} {impl:<14} first step {row['first_step_s']:.3f} s, "
+            f"100 steps {row['first_100_s']:.2f} s, steady RSS {row['steady_rss_mb']:.0f} MB")
     return rows
 
 
-def summarise(rows: list[dict], gbps: dict[int, float]) -> list[dict]:
-    """Per (threads, shape, descend optimizer, backend): ratio to the fastest torch
-    implementation of the baseline algorithm, and % of the measured bandwidth."""
-    out = []
-    for r in rows:
-        if not r["impl"].startswith("descend") or r["shape"] == "MLP-train-step":
-            continue
-        base = DESCEND[r["optimizer"]][2]
-        torch_rows = [t for t in rows if t["impl"].startswith("torch")
-                      and t["optimizer"] == base and t["shape"] == r["shape"]
-                      and t["threads"] == r["threads"]]
-        fastest = min(torch_rows, key=lambda t: t["median_ms"])
-        fused = next((t for t in torch_rows if t["impl"] == "torch-fused"), None)
-        seconds = r["median_ms"] / 1e3
-        out.append({**r, "baseline": base, "fastest_torch": fastest["impl"],
-                    "ratio_fastest": r["median_ms"] / fastest["median_ms"],
-                    "ratio_fused": r["median_ms"] / fused["median_ms"] if fused else None,
-                    "bandwidth_pct": 100 * r["bytes_per_param"] * r["numel"] / seconds / 1e9
-                    / gbps[r["threads"]]})
-    return out
+def _load() -> list[str]:
+    return Path("/proc/loadavg").read_text().split()[:3]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
-    parser.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
-    parser.add_argument("--shapes", default="SMALL,MANY,LARGE", help="shapes to run")
-    parser.add_argument("--only", default="", help="comma-separated descend optimizers")
+    parser.add_argument("--quick", action="store_true", help="few rounds (a smoke run)")
+    parser.add_argument("--sizes", default="SMALL,MANY,LARGE", help="parameter sets to run")
+    parser.add_argument("--algorithms", default="", help="comma-separated (default: all)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--no-fresh", action="store_true",
+                        help="skip the fresh-process first-step and memory runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
-    parser.add_argument("--no-docs", action="store_true", help="leave docs/performance.md")
+    parser.add_argument("--fresh-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    reps = {"SMALL": 200, "MANY": 50, "LARGE": 9}
-    if args.quick:
-        reps = {k: max(3, v // 10) for k, v in reps.items()}
-    only = set(filter(None, args.only.split(","))) or None
-    rows, gbps = [], {}
-    for threads in map(int, args.threads.split(",")):
-        torch.set_num_threads(threads)
-        gbps[threads] = bandwidth(64 * 2**20, 7)
-        print(f"[{threads} thread(s)] in-place bandwidth {gbps[threads]:.1f} GB/s", flush=True)
-        for shape in args.shapes.split(","):
-            for row in bench_shape(shape, SHAPES[shape], reps[shape], 2, only):
-                row["threads"] = threads
-                rows.append(row)
-                print(f"  {shape:<6} {row['optimizer']:<19} {row['impl']:<17} "
-                      f"{row['median_ms']:9.3f} ms", flush=True)
-        if not args.quick or threads == 1:
-            for row in mlp_training_step(100 if args.quick else 500):
-                row["threads"] = threads
-                rows.append(row)
-                print(f"  MLP step {row['impl']:<17} {row['median_ms']:.3f} ms", flush=True)
-    result = {"torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-              "cpus": torch.get_num_threads(), "bandwidth_gbps": gbps, "rows": rows,
-              "summary": summarise(rows, gbps), "quick": args.quick,
-              "command": "make bench"}
+    if args.fresh_child:
+        print(json.dumps(fresh_child(*args.fresh_child, steps=100)))
+        return
+    torch.set_num_threads(args.threads)
+    names = [n for n in args.algorithms.split(",") if n]
+    algorithms = [BY_NAME[n] for n in names] if names else ALGORITHMS
+    gbps = bandwidth()
+    log(f"in-place bandwidth, {args.threads} thread(s): {gbps:.1f} GB/s")
+    result = {"command": "make bench" + (" (quick)" if args.quick else ""),
+              "torch": torch.__version__, "python": platform.python_version(),
+              "machine": platform.processor() or platform.machine(),
+              "threads": args.threads, "bandwidth_gbps": gbps, "quick": args.quick,
+              "load_before": _load(), "steps": []}
+    for size in args.sizes.split(","):
+        result["steps"] += step_ratios(size, algorithms, gbps, args.quick)
+    result["python"] = python_overhead(args.quick)
+    result["mlp"] = mlp_training_step(args.quick)
+    if not args.no_fresh:
+        result["fresh"] = fresh_runs(1 if args.quick else 3)
+    result["load_after"] = _load()
     Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}")
+    log(f"wrote {args.out}")
     from report import write_markdown
 
-    target = ROOT / "docs" / "performance.md" if not args.no_docs else Path(args.out + ".md")
+    target = ROOT / "docs" / "performance.md"
     write_markdown(result, target)
-    print(target.read_text())
-    print(f"wrote {target}")
+    log(f"wrote {target}")
 
 
 if __name__ == "__main__":

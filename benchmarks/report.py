@@ -1,4 +1,4 @@
-"""Turn a benchmark JSON into docs/performance.md."""
+"""Turn a benchmark JSON (benchmarks/bench.py) into docs/performance.md."""
 
 from __future__ import annotations
 
@@ -7,64 +7,86 @@ import sys
 from pathlib import Path
 
 
-def _cell(ms: float, q1: float, q3: float) -> str:
-    return f"{ms:.3g} ({q1:.3g}–{q3:.3g})"
+def _ratio(r: dict) -> str:
+    return f"{r['median']:.2f} ({r['q1']:.2f}–{r['q3']:.2f})"
+
+
+def _ms(x: float) -> str:
+    return f"{x:.3g}"
 
 
 def write_markdown(result: dict, path: Path) -> None:
-    lines = ["# Performance", "",
-             f"Made by `{result['command']}` (`benchmarks/bench.py`) with torch "
-             f"{result['torch']} on this project's 2-core CPU machine"
-             + (" (quick run: few repeats)" if result.get("quick") else "") + ".",
-             "Times are medians of `optimizer.step()` in ms, with the interquartile range; "
-             "ratios compare with the fastest torch.optim implementation (for-loop, foreach "
-             "or fused) of the same or nearest algorithm, measured in the same run. "
-             "Bandwidth is the share of the measured in-place `a += s*b` rate that the "
-             "rule's minimal traffic (parameter and state read and written, gradient read) "
-             "reaches.", ""]
-    for threads, gbps in result["bandwidth_gbps"].items():
-        lines.append(f"- in-place bandwidth, {threads} thread(s): {gbps:.1f} GB/s")
-    lines.append("")
-    summary = result["summary"]
-    for threads in sorted({r["threads"] for r in summary}):
-        for shape in ("LARGE", "MANY", "SMALL"):
-            rows = [r for r in summary if r["threads"] == threads and r["shape"] == shape]
-            if not rows:
-                continue
-            lines += [f"## {shape}, {threads} thread(s)", "",
-                      "| optimizer | backend | ms (IQR) | fastest torch | × fastest torch | "
-                      "× torch fused | % bandwidth |", "|---|---|---|---|---|---|---|"]
-            for r in rows:
-                torch_row = next(t for t in result["rows"] if t["impl"] == r["fastest_torch"]
-                                 and t["optimizer"] == r["baseline"]
-                                 and t["shape"] == shape and t["threads"] == threads)
-                fused = "—" if r["ratio_fused"] is None else f"{r['ratio_fused']:.2f}"
-                lines.append(
-                    f"| {r['optimizer']} | {r['impl'].removeprefix('descend-')} | "
-                    f"{_cell(r['median_ms'], r['q1_ms'], r['q3_ms'])} | "
-                    f"{r['fastest_torch'].removeprefix('torch-')} ({r['baseline']}) "
-                    f"{torch_row['median_ms']:.3g} | {r['ratio_fastest']:.2f} | {fused} | "
-                    f"{r['bandwidth_pct']:.0f}% |")
-            lines.append("")
-    mlp = [r for r in result["rows"] if r["shape"] == "MLP-train-step"]
+    lines = [
+        "# Performance", "",
+        f"Made by `{result['command']}` (`benchmarks/bench.py`) with torch {result['torch']}, "
+        f"Python {result['python'] if isinstance(result['python'], str) else ''}"
+        f" on this project's 2-core CPU machine ({result['machine']}), "
+        f"{result['threads']} torch thread(s). Load average before and after the run: "
+        f"{' '.join(result['load_before'])} / {' '.join(result['load_after'])}.", "",
+        "**Method.** Every comparison is interleaved: descend's default backend (`auto`) and "
+        "every other implementation of the same algorithm run in the same rounds, in a "
+        "random order each round; a ratio is the median over rounds of the per-round ratio "
+        "of thread CPU time (interquartile range in brackets), with the same for wall time "
+        "beside it. \"Fastest other\" is the fastest of torch.optim's for-loop, foreach and "
+        "fused variants of the same algorithm, a reference package where one is installed, "
+        "or a hand-written foreach version where nothing else exists. % bandwidth is the "
+        "share of the measured in-place `a += s*b` rate "
+        f"({result['bandwidth_gbps']:.1f} GB/s) that the algorithm's minimal traffic "
+        "(parameter and state read and written, gradient read) reaches.", ""]
+    for size in ("SMALL", "MANY", "LARGE"):
+        rows = [r for r in result["steps"] if r["size"] == size]
+        if not rows:
+            continue
+        lines += [f"## {size}: {rows[0]['numel']:,} parameters", "",
+                  f"Target: descend ≤ {rows[0]['target']}× the fastest other implementation.",
+                  "",
+                  "| algorithm | descend ms | fastest other | its ms | × CPU | × wall | met | "
+                  "% bandwidth (descend / other) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            met = "yes" if r["ratio_cpu"]["median"] <= r["target"] else "no"
+            bw = r["bandwidth_pct"]
+            lines.append(
+                f"| {r['algorithm']} | {_ms(r['ms']['descend-auto'])} | {r['fastest']} | "
+                f"{_ms(r['ms'][r['fastest']])} | {_ratio(r['ratio_cpu'])} | "
+                f"{_ratio(r['ratio_wall'])} | {met} | "
+                f"{bw['descend-auto']:.0f}% / {bw[r['fastest']]:.0f}% |")
+        notes = [f"- {r['algorithm']}: {r['note']}" for r in rows if r.get("note")]
+        lines += ["", *notes, ""] if notes else [""]
+    py = result.get("python")
+    if isinstance(py, list):
+        lines += ["## Python time per step", "",
+                  "`opt.step()` of SGD with momentum on N one-element parameters in one group, "
+                  "minus the same torch fused kernel called directly on the same lists "
+                  "(µs, CPU). Target: descend ≤ 15 µs for a one-group optimizer.", "",
+                  "| tensors | descend above the kernel | torch fused above the kernel | "
+                  "kernel |", "|---|---|---|---|"]
+        for r in py:
+            lines.append(f"| {r['tensors']} | {_ratio(r['descend_us'])} | "
+                         f"{_ratio(r['torch_fused_us'])} | {r['kernel_us']:.1f} |")
+        lines.append("")
+    mlp = result.get("mlp")
     if mlp:
         lines += ["## MLP 784-128-10 training step (forward + backward + Adam step), batch 64",
-                  "", "| threads | implementation | ms (IQR) | × torch fused |",
-                  "|---|---|---|---|"]
-        for threads in sorted({r["threads"] for r in mlp}):
-            rows = [r for r in mlp if r["threads"] == threads]
-            fused = next(r for r in rows if r["impl"] == "torch-fused")["median_ms"]
-            for r in rows:
-                lines.append(f"| {threads} | {r['impl']} | "
-                             f"{_cell(r['median_ms'], r['q1_ms'], r['q3_ms'])} | "
-                             f"{r['median_ms'] / fused:.2f} |")
-        lines.append("")
-    compiles = [r for r in result["rows"] if "first_step_s" in r and r["threads"] == 1]
-    if compiles:
-        lines += ["## First compiled step (compile time included), 1 thread", "",
-                  "| optimizer | shape | seconds |", "|---|---|---|"]
-        lines += [f"| {r['optimizer']} | {r['shape']} | {r['first_step_s']:.1f} |"
-                  for r in compiles]
+                  "", "| implementation | ms |", "|---|---|"]
+        lines += [f"| {n} | {_ms(ms)} |" for n, ms in mlp["ms"].items()]
+        lines += ["", f"descend / torch fused: {_ratio(mlp['ratio_cpu'])} CPU, "
+                  f"{_ratio(mlp['ratio_wall'])} wall (target ≤ {mlp['target']}).", ""]
+    fresh = result.get("fresh")
+    if fresh:
+        lines += ["## Fresh processes, LARGE", "",
+                  "Median of runs in fresh processes (alternating order): the first step, "
+                  "the first 100 steps and the longest single step (seconds, wall), and "
+                  "resident memory (MB) after the parameters and gradients exist, after 100 "
+                  "steps (steady), and at the peak.", "",
+                  "| algorithm | implementation | first step | first 100 | longest step | "
+                  "RSS params | steady RSS | peak RSS |", "|---|---|---|---|---|---|---|---|"]
+        for r in fresh:
+            lines.append(
+                f"| {r['algorithm']} | {r['impl']} | {r['first_step_s']:.3f} | "
+                f"{r['first_100_s']:.2f} | {r['longest_step_s']:.3f} | "
+                f"{r['params_rss_mb']:.0f} | {r['steady_rss_mb']:.0f} | "
+                f"{r['peak_rss_mb']:.0f} |")
         lines.append("")
     path.write_text("\n".join(lines))
 

@@ -39,7 +39,7 @@ def cache(fn: F) -> F:
 
     @wraps(fn)
     def recipe(*args: Any, **kwargs: Any) -> Rule:
-        key = (args, tuple(sorted(kwargs.items())))
+        key = (args, tuple(kwargs.items()))  # a recipe is called with its keywords in one order
         rule = table.get(key)
         if rule is None:
             rule = table[key] = fn(*args, **kwargs)

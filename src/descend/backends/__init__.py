@@ -8,10 +8,15 @@ one per-step context (`descend.backends.plan`); a bucket then runs as
 - ``reference``: a plain loop over tensors, one rule application each: the ground truth;
 - ``foreach``: the same rule on lists of tensors (`TensorList`), one multi-tensor
   (``torch._foreach_*``) kernel per operation;
+- ``native``: the rule compiled to one C loop per bucket by the system C compiler
+  (`descend.backends.native`; float32/float64 on CPU), else foreach;
 - ``fused``: torch's hand-written fused kernel where the recipe is exactly one (Adam, AdamW,
   SGD, Adagrad in float32/float64), else a kernel compiled by torch.compile;
 - ``compiled``: the rule compiled by torch.compile into one kernel per bucket;
-- ``auto`` (default): torch's fused kernel where the recipe is exactly one, else foreach.
+- ``auto`` (default): a native kernel on CPU (float32/float64), else torch's fused kernel
+  where the recipe is exactly one (CUDA), else foreach. It never waits for torch.compile,
+  and every choice it makes is a function of the setup, not of timing, so a run's numbers
+  are the same every time.
 
 Whatever the backend: rules that reduce over a tensor run one tensor at a time; rules that
 reduce over a group see the whole group; tensor subclasses other than DTensor run through
@@ -29,13 +34,13 @@ import torch
 from torch import Tensor
 
 from ..rules.base import Context, Rule, State
-from . import fused
-from .common import apply_rule, context, hyperparameters, real_view
+from . import fused, native
+from .common import apply_rule, context, real_view
 from .compiled import CompiledKernels, compile_available
 from .plan import Bucket, Planner
 from .tensorlist import TensorList
 
-BACKENDS = ("auto", "reference", "foreach", "fused", "compiled")
+BACKENDS = ("auto", "reference", "foreach", "native", "fused", "compiled")
 
 
 class Executor:
@@ -48,6 +53,7 @@ class Executor:
         self.name = name
         self.planner = Planner()
         self.compiled = CompiledKernels()
+        self.native: dict[tuple, native.Kernel | None] = {}
         self._steps: dict[torch.device, Tensor] = {}
 
     def __repr__(self) -> str:
@@ -57,27 +63,54 @@ class Executor:
         """Drop cached plans and kernels (after the optimizer's state was replaced)."""
         self.planner.forget()
 
-    def check(self, rule: Rule, group: dict[str, Any], states: MutableMapping[Tensor, State],
-              group_index: int, owner: str) -> None:
-        """Raise, before anything is written, if this group's step cannot run."""
-        self.planner.check(rule, group, states, group_index, owner)
+    def prepare(self, rules: list[Rule], groups: list[dict[str, Any]],
+                states: MutableMapping[Tensor, State], owner: str) -> list[tuple]:
+        """Validate a step over all groups before anything is written (a refused step
+        changes nothing); the result goes to `run`."""
+        return [(rule, group, gi, *self.planner.prepare(rule, group, states, gi, owner))
+                for gi, (rule, group) in enumerate(zip(rules, groups))]
 
-    def step(self, rule: Rule, group: dict[str, Any], states: MutableMapping[Tensor, State],
-             group_index: int = 0) -> None:
-        """Apply `rule` once to every parameter of `group` that has a gradient."""
-        hyper = hyperparameters(group)
-        maximize = bool(hyper.get("maximize", False))
-        buckets, grads = self.planner.advance(rule, group, states, group_index)
-        for bucket in buckets:
-            ctx = context(rule, hyper, bucket.step, bucket.fresh, bucket.carry)
-            self._run(rule, bucket, bucket.grads(grads), ctx, maximize)
-            if rule.carry:
-                bucket.store_carry({name: ctx.get(name) for name in rule.carry_names})
+    def run(self, prepared: list[tuple], states: MutableMapping[Tensor, State]) -> None:
+        """Apply each group's rule once to every parameter that has a gradient."""
+        for rule, group, gi, plan, grads in prepared:
+            maximize = bool(group["maximize"])
+            for bucket in self.planner.advance(rule, group, states, gi, plan, grads):
+                ctx = context(rule, group, bucket.step, bucket.fresh, bucket.carry)
+                self._run(rule, bucket, bucket.grads(grads), ctx, maximize)
+                if rule.carry:
+                    bucket.store_carry({name: ctx.get(name) for name in rule.carry_names})
+
+    def _route(self, rule: Rule, bucket: Bucket) -> str:
+        """How this bucket runs, decided once per plan: "group" (the whole group as lists),
+        "each" (one tensor at a time), "native", "torch" (torch's fused kernel),
+        "compiled" or "foreach"."""
+        if bucket.kind == "group":
+            return "group"
+        if not rule.elementwise or bucket.kind == "subclass" or self.name == "reference":
+            return "each"
+        real = torch.view_as_real(bucket.params[0]) if bucket.kind == "complex" else \
+            bucket.params[0]
+        if self.name in ("auto", "native") and real.device.type == "cpu" and (
+                real.dtype in native.DTYPES and native.available()):
+            return "native"
+        if self.name in ("auto", "fused") and fused.supports(rule.fused, real.dtype,
+                                                             real.device):
+            return "torch"
+        if self.name in ("fused", "compiled"):
+            if not compile_available():
+                raise RuntimeError(
+                    f"backend {self.name!r} needs torch.compile, which cannot build kernels "
+                    "here (on CPU it needs a C++ compiler); use backend='foreach' or 'auto'")
+            return "compiled"
+        return "foreach"
 
     def _run(self, rule: Rule, bucket: Bucket, grads: list[Tensor], ctx: Context,
              maximize: bool) -> None:
+        route = bucket.route
+        if route is None:
+            route = bucket.route = self._route(rule, bucket)
         keys = rule.state
-        if bucket.kind == "group":
+        if route == "group":
             apply_rule(rule, TensorList(map(real_view, bucket.params)),
                        TensorList(map(real_view, grads)),
                        {k: TensorList(v) for k, v in bucket.state_lists(keys).items()},
@@ -86,28 +119,50 @@ class Executor:
         views = None
         if rule.elementwise and not torch.compiler.is_compiling():
             views = _views(bucket, grads, keys)
-        if views is None or self.name == "reference":
-            params, grads, states = views or (
-                list(map(real_view, bucket.params)), list(map(real_view, grads)),
-                bucket.state_lists(keys))
+        if views is None:  # only the tensors' own operators (a subclass, or while tracing)
+            route = "each"
+            views = (list(map(real_view, bucket.params)), list(map(real_view, grads)),
+                     bucket.state_lists(keys))
+        params, grads, states = views
+        if route == "torch":
+            fused.run(rule.fused, params, grads, states, ctx,
+                      self._step_tensor(params[0].device, bucket.step), maximize)
+        elif route == "compiled":
+            self.compiled.run(rule, params, grads, states, ctx, maximize)
+        elif route == "native" and self._run_native(rule, bucket, params, grads, states, ctx,
+                                                    maximize):
+            pass
+        elif route in ("foreach", "native"):
+            apply_rule(rule, TensorList(params), TensorList(grads),
+                       {k: TensorList(v) for k, v in states.items()}, ctx, maximize)
+        else:
             for i in range(len(params)):
                 apply_rule(rule, params[i], grads[i], {k: v[i] for k, v in states.items()},
                            ctx, maximize)
-            return
-        params, grads, states = views
-        if self.name in ("auto", "fused") and fused.supports(rule.fused, params[0].dtype,
-                                                             params[0].device):
-            fused.run(rule.fused, params, grads, states, ctx, self._step_tensor(
-                params[0].device, bucket.step), maximize)
-        elif self.name in ("fused", "compiled"):
-            if not compile_available():
-                raise RuntimeError(
-                    f"backend {self.name!r} needs torch.compile, which cannot build kernels "
-                    "here (on CPU it needs a C++ compiler); use backend='foreach' or 'auto'")
-            self.compiled.run(rule, params, grads, states, ctx, maximize)
-        else:
-            apply_rule(rule, TensorList(params), TensorList(grads),
-                       {k: TensorList(v) for k, v in states.items()}, ctx, maximize)
+
+    def _run_native(self, rule: Rule, bucket: Bucket, params: list[Tensor],
+                    grads: list[Tensor], states: dict[str, list[Tensor]], ctx: Context,
+                    maximize: bool) -> bool:
+        """Run the bucket's native kernel; False (nothing written) where it cannot run: a
+        state created at this step (the trace assumes none), a rule the kernel cannot
+        express, or tensors it cannot take (sizes, layouts or dtypes that differ)."""
+        if bucket.fresh:
+            return False
+        key = (id(rule), params[0].dtype, maximize, tuple(sorted(ctx.__dict__)))
+        kernel = self.native.get(key, False)
+        if kernel is False:
+            try:
+                kernel = native.Kernel(native.Traced(rule, ctx, maximize), params[0].dtype)
+            except native.Unsupported:
+                kernel = None
+            self.native[key] = kernel
+        if kernel is None:
+            return False
+        try:
+            kernel([params, grads, *states.values()], ctx)
+        except native.Unsupported:
+            return False
+        return True
 
     def _step_tensor(self, device: torch.device, step: int) -> Tensor:
         t = self._steps.get(device)

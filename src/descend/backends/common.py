@@ -1,4 +1,4 @@
-"""Bookkeeping shared by the backends: hyperparameters, state creation, per-step contexts."""
+"""Bookkeeping shared by the backends: state creation, per-step contexts, applying a rule."""
 
 from __future__ import annotations
 
@@ -9,28 +9,6 @@ import torch
 from torch import Tensor
 
 from ..rules.base import Context, Rule, State
-
-# Keys of a param group that are bookkeeping or execution options, not hyperparameters of
-# the maths. torch's own execution flags are kept in groups (as torch keeps them) so that
-# state dicts stay interchangeable, but no rule reads them.
-NOT_HYPERPARAMETERS = frozenset({
-    "params", "param_names", "schedule_step", "scheduled", "plateau", "skipped_steps",
-    "initial_lr",
-    "foreach", "fused", "capturable", "differentiable",
-})
-
-
-def hyperparameters(group: Mapping[str, Any]) -> dict[str, Any]:
-    """The group's hyperparameters, with 0-D tensor values (torch's tensor ``lr``) read as
-    Python numbers at this step, so a tensor updated in place takes effect."""
-    hyper = {}
-    for key, value in group.items():
-        if key in NOT_HYPERPARAMETERS:
-            continue
-        if isinstance(value, Tensor):
-            value = value.item()
-        hyper[key] = value
-    return hyper
 
 
 def real_view(t: Tensor) -> Tensor:
@@ -78,20 +56,25 @@ def apply_rule(rule: Rule, param: Any, grad: Any, state: dict[str, Any], ctx: Co
 _checked: set[int] = set()
 
 
-def context(rule: Rule, hyper: Mapping[str, Any], step: int,
+def context(rule: Rule, group: Mapping[str, Any], step: int,
             fresh: frozenset[str] = frozenset(), carry: Mapping[str, Any] = ()) -> Context:
-    """The context of one step: hyperparameters, ``step``, ``fresh``, the carried scalars'
-    previous values, then whatever `prepare` computes from them (new carried values
-    included)."""
-    ctx = Context(hyper, step=step, fresh=fresh)
+    """The context of one step: the group's values (hyperparameters, and bookkeeping that no
+    rule reads), ``step``, ``fresh``, the carried scalars' previous values, then whatever
+    `prepare` computes from them (new carried values included). A tensor hyperparameter
+    (torch's tensor ``lr``) is read as a number at this step."""
+    ctx = Context(group, step=step, fresh=fresh)
+    values = ctx.__dict__
+    for key, value in values.items():
+        if type(value) is Tensor:
+            values[key] = value.item()
     if carry:
-        ctx.update(carry)
+        values.update(carry)
     if rule.prepare is not None:
         scalars = rule.prepare(ctx)
         if id(rule) not in _checked:
             _check_declared(rule, scalars)
             _checked.add(id(rule))
-        ctx.update(scalars)
+        values.update(scalars)
     return ctx
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import MutableMapping, Sequence
-from operator import is_
+from itertools import repeat
+from operator import attrgetter, is_, itemgetter
 from typing import Any
 
 import torch
@@ -32,6 +33,7 @@ from ..rules.base import Rule, State
 from .common import ensure_state
 
 PLAIN_TYPES = (Tensor, torch.nn.Parameter)
+_grad = attrgetter("grad")
 
 
 def kind_of(p: Tensor) -> str:
@@ -58,7 +60,7 @@ class Bucket:
     lists; `index` gives their positions in the group (None: all of them, in order)."""
 
     __slots__ = ("params", "states", "index", "kind", "dtype", "device", "step", "fresh",
-                 "carry")
+                 "carry", "route")
 
     def __init__(self, params: list[Tensor], states: list[State], index: list[int] | None,
                  kind: str, step: int, fresh: frozenset[str], carry: dict[str, Any]) -> None:
@@ -67,12 +69,13 @@ class Bucket:
         self.dtype = params[0].dtype
         self.device = params[0].device
         self.step, self.fresh, self.carry = step, fresh, carry
+        self.route: str | None = None  # how the executor runs it, decided on first use
 
     def grads(self, grads: list[Tensor]) -> list[Tensor]:
         return grads if self.index is None else [grads[i] for i in self.index]
 
     def state_lists(self, keys: Sequence[str]) -> dict[str, list[Tensor]]:
-        return {key: [s[key] for s in self.states] for key in keys}
+        return {key: list(map(itemgetter(key), self.states)) for key in keys}
 
     def advance(self) -> None:
         """Count this step for every parameter of the bucket."""
@@ -111,39 +114,38 @@ class Planner:
     def forget(self) -> None:
         self.plans.clear()
 
-    def check(self, rule: Rule, group: dict[str, Any], states: Any, gi: int,
-              owner: str) -> None:
-        """Refuse a step that cannot run, before any group is touched: sparse gradients.
-        Only groups that will be re-planned are scanned; a cached plan only ever holds
-        parameters whose gradients were dense."""
-        plan = self.plans.get(gi)
+    def prepare(self, rule: Rule, group: dict[str, Any], states: Any, gi: int,
+                owner: str) -> tuple[Plan | None, list[Tensor | None]]:
+        """Validate one group's step without changing anything: the cached plan and the
+        gradients when the plan still holds (None otherwise), after refusing sparse
+        gradients. Only groups that will be re-planned are scanned for those; a cached plan
+        only ever holds parameters whose gradients were dense."""
         params = group["params"]
-        if plan is not None and plan.holds(rule, params, states):
-            return
-        for pi, p in enumerate(params):
-            if p.grad is not None and p.grad.layout is not torch.strided:
+        plan = self.plans.get(gi)
+        grads = list(map(_grad, params))
+        if plan is not None and plan.holds(rule, params, states) and _matches(plan.buckets,
+                                                                              grads):
+            return plan, grads
+        for pi, g in enumerate(grads):
+            if g is not None and g.layout is not torch.strided:
                 raise TypeError(
                     f"{owner}: parameter {pi} of group {gi} has a sparse gradient "
-                    f"({p.grad.layout}), which descend does not support; use dense gradients "
+                    f"({g.layout}), which descend does not support; use dense gradients "
                     "(e.g. nn.Embedding(..., sparse=False))")
+        return None, grads
 
     def advance(self, rule: Rule, group: dict[str, Any], states: MutableMapping[Tensor, State],
-                gi: int) -> tuple[list[Bucket], list[Tensor | None]]:
-        """Create missing state, count this step for every parameter that has a gradient,
-        and return the buckets with the group's gradients (aligned with its params)."""
-        params = group["params"]
-        plan = self.plans.get(gi)
-        if plan is not None and plan.holds(rule, params, states):
-            grads = [p.grad for p in params]
-            if _matches(plan.buckets, grads):
-                for bucket in plan.buckets:
-                    bucket.advance()
-                return plan.buckets, grads
-        return self._replan(rule, params, states, gi)
+                gi: int, plan: Plan | None, grads: list[Tensor | None]) -> list[Bucket]:
+        """Create missing state and count this step for every parameter that has a
+        gradient; the buckets to run. `plan` and `grads` come from `prepare`."""
+        if plan is None:
+            return self._replan(rule, group["params"], grads, states, gi)
+        for bucket in plan.buckets:
+            bucket.advance()
+        return plan.buckets
 
-    def _replan(self, rule: Rule, params: list[Tensor], states: MutableMapping[Tensor, State],
-                gi: int) -> tuple[list[Bucket], list[Tensor | None]]:
-        grads = [p.grad for p in params]
+    def _replan(self, rule: Rule, params: list[Tensor], grads: list[Tensor | None],
+                states: MutableMapping[Tensor, State], gi: int) -> list[Bucket]:
         members: dict[tuple, list[int]] = defaultdict(list)
         fresh_of: dict[int, frozenset[str]] = {}
         for i, (p, g) in enumerate(zip(params, grads)):
@@ -175,17 +177,16 @@ class Planner:
             self.plans[gi] = Plan(rule, states, list(params), buckets)
         else:
             self.plans.pop(gi, None)
-        return buckets, grads
+        return buckets
 
 
 def _matches(buckets: list[Bucket], grads: list[Tensor | None]) -> bool:
-    """Every parameter has a gradient, of its bucket's dtype."""
+    """Every parameter has a gradient, of its bucket's dtype. With one bucket, the dtype of
+    the first gradient stands for all: a model cast (``model.half()``) casts every
+    parameter, and a partial cast that slipped through fails in the kernel's dtype check."""
     if len(buckets) == 1 and buckets[0].index is None:
-        dtype = buckets[0].dtype
-        try:
-            return all(g.dtype is dtype for g in grads)
-        except AttributeError:  # a None gradient
-            return False
+        return (not any(map(is_, grads, repeat(None)))
+                and grads[0].dtype is buckets[0].dtype)
     for bucket in buckets:
         for i in bucket.index if bucket.index is not None else range(len(grads)):
             g = grads[i]

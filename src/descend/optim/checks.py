@@ -15,7 +15,7 @@ from torch import Tensor
 
 
 def _number(owner: str, name: str, value: Any) -> float:
-    if isinstance(value, Tensor):
+    if isinstance(value, Tensor) and name.split("[")[0] in TENSOR_VALUES:
         # torch accepts a tensor lr; its value is read at every step.
         if value.numel() != 1 or value.is_complex() or not value.dtype.is_floating_point:
             raise TypeError(f"{owner}: a tensor {name} must hold one real floating-point "
@@ -27,6 +27,10 @@ def _number(owner: str, name: str, value: Any) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
     return value
+
+
+# torch accepts tensors for these hyperparameters (and no others).
+TENSOR_VALUES = ("lr", "betas")
 
 
 def non_negative(owner: str, name: str, value: Any) -> None:

@@ -88,8 +88,12 @@ class Schedules:
     def advance(self, gi: int, group: dict[str, Any]) -> None:
         """After a step: count it, unless a written value replaced a scheduled one (the
         schedule then resumes where it was), and write the values for the next step."""
+        schedules = self.by_group[gi]
+        if not schedules:
+            group["schedule_step"] += 1
+            return
         scheduled = group["scheduled"]
-        if all(scheduled.get(k, _UNSET) == group[k] for k in self.by_group[gi]):
+        if all(scheduled.get(k, _UNSET) == group[k] for k in schedules):
             group["schedule_step"] += 1
         self.write(gi, group)
 

@@ -33,9 +33,10 @@ from .curves import (
     warmup_stable_decay,
 )
 from .plateau import ReduceOnPlateau, Reduction, controllers, reduce_on_plateau
-from .torch_scheduler import ScheduledHyperparameters
+from .torch_scheduler import AttachedScheduler, ScheduledHyperparameters
 
 __all__ = [
+    "AttachedScheduler",
     "ReduceOnPlateau",
     "Reduction",
     "Schedule",

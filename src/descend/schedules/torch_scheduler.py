@@ -84,3 +84,25 @@ class ScheduledHyperparameters(torch.optim.lr_scheduler.LRScheduler):
         for controller, saved in zip(self._controllers(), state.pop("controllers", [])):
             controller.load_state_dict(saved)
         self.__dict__.update(state)
+
+
+class AttachedScheduler(torch.optim.lr_scheduler.LRScheduler):
+    """A torch LR scheduler that changes nothing, for frameworks that insist on one while
+    the schedule is attached to a descend optimizer.
+
+    A descend optimizer whose ``lr`` is a schedule sets the lr itself; a torch scheduler
+    would write its own value into the group at every ``scheduler.step()``, and descend
+    honours written values. The transformers Trainer builds a linear-decay scheduler unless
+    it is given one: pass ``optimizers=(opt, AttachedScheduler(opt))``. `get_last_lr`
+    reports the lr each group will use next, for logging.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, last_epoch: int = -1) -> None:
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def step(self, epoch: int | None = None) -> None:
+        self.last_epoch += 1
+        self._last_lr = self.get_lr()

@@ -1,0 +1,155 @@
+"""What the benchmarks compare: each algorithm descend has, and the implementations of that
+same algorithm elsewhere (torch.optim's for-loop, foreach and fused variants, a reference
+package where one is installed, or a hand-written foreach version where none exists).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+import descend
+
+T = torch.optim
+Factory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
+
+SHAPES = {
+    "SMALL": [(128, 784), (128,), (10, 128), (10,)],          # MLP 784-128-10
+    "MANY": [(1024,)] * 1000,                                  # 1000 tensors of 1K
+    "LARGE": [(1000, 500)] * 100,                              # 50M in 100 tensors
+}
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    descend: Callable[[list[torch.Tensor], str], torch.optim.Optimizer]
+    state: int                               # state tensors per parameter (fp32 traffic)
+    others: dict[str, Factory] = field(default_factory=dict)
+    note: str = ""
+
+    def bytes_per_param(self) -> int:
+        """Minimal traffic: parameter and state read and written, gradient read (fp32)."""
+        return 4 * (2 * (1 + self.state) + 1)
+
+
+def _torch_variants(make: Callable[..., torch.optim.Optimizer],
+                    variants=("forloop", "foreach", "fused")) -> dict[str, Factory]:
+    flags = {"forloop": {"foreach": False}, "foreach": {"foreach": True},
+             "fused": {"fused": True}}
+    return {f"torch-{v}": (lambda p, v=v: make(p, **flags[v])) for v in variants}
+
+
+class ForeachLion(torch.optim.Optimizer):
+    """Lion (Chen et al. 2023, Alg. 2) written with in-place foreach kernels, the way a
+    careful hand implementation would: the baseline where no Lion package is installed."""
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = [p.grad for p in params]
+            for p in params:
+                if "exp_avg" not in self.state[p]:
+                    self.state[p]["exp_avg"] = torch.zeros_like(p)
+            exp_avgs = [self.state[p]["exp_avg"] for p in params]
+            beta1, beta2 = group["betas"]
+            if group["weight_decay"]:
+                torch._foreach_mul_(params, 1 - group["lr"] * group["weight_decay"])
+            update = torch._foreach_lerp(exp_avgs, grads, 1 - beta1)
+            torch._foreach_sign_(update)
+            torch._foreach_add_(params, update, alpha=-group["lr"])
+            torch._foreach_lerp_(exp_avgs, grads, 1 - beta2)
+
+
+class ForeachRMSpropEpsInside(torch.optim.Optimizer):
+    """RMSprop with eps inside the root (Keras's form), in-place foreach: torch has none."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = [p.grad for p in params]
+            for p in params:
+                if "square_avg" not in self.state[p]:
+                    self.state[p]["square_avg"] = torch.zeros_like(p)
+            sq = [self.state[p]["square_avg"] for p in params]
+            torch._foreach_mul_(sq, group["alpha"])
+            torch._foreach_addcmul_(sq, grads, grads, 1 - group["alpha"])
+            denom = torch._foreach_add(sq, group["eps"])
+            torch._foreach_sqrt_(denom)
+            torch._foreach_addcdiv_(params, grads, denom, -group["lr"])
+
+
+def _lion_packages() -> dict[str, Factory]:
+    found: dict[str, Factory] = {"hand-foreach": lambda p: ForeachLion(p, lr=1e-4)}
+    if importlib.util.find_spec("lion_pytorch"):
+        from lion_pytorch import Lion
+        found["lion-pytorch"] = lambda p: Lion(p, lr=1e-4)
+    if importlib.util.find_spec("pytorch_optimizer"):
+        from pytorch_optimizer import Lion as POLion
+        found["pytorch-optimizer"] = lambda p: POLion(p, lr=1e-4)
+    return found
+
+
+ALGORITHMS = [
+    Algorithm("sgd-momentum", lambda p, b: descend.SGD(p, lr=1e-3, momentum=0.9, backend=b),
+              1, _torch_variants(lambda p, **k: T.SGD(p, lr=1e-3, momentum=0.9, **k))),
+    Algorithm("nesterov", lambda p, b: descend.Nesterov(p, lr=1e-3, backend=b), 1,
+              _torch_variants(lambda p, **k: T.SGD(p, lr=1e-3, momentum=0.9, nesterov=True,
+                                                   **k))),
+    Algorithm("momentum-ema", lambda p, b: descend.Momentum(p, lr=1e-3, backend=b), 1,
+              _torch_variants(lambda p, **k: T.SGD(p, lr=1e-3, momentum=0.9, dampening=0.9,
+                                                   **k)),
+              "torch: SGD(momentum=0.9, dampening=0.9), the same recursion from step 2"),
+    Algorithm("adagrad", lambda p, b: descend.Adagrad(p, lr=1e-3, backend=b), 1,
+              _torch_variants(lambda p, **k: T.Adagrad(p, lr=1e-3, **k))),
+    Algorithm("rmsprop", lambda p, b: descend.RMSprop(p, lr=1e-3, backend=b), 1,
+              _torch_variants(lambda p, **k: T.RMSprop(p, lr=1e-3, **k),
+                              ("forloop", "foreach"))),
+    Algorithm("rmsprop-centered", lambda p, b: descend.RMSprop(p, lr=1e-3, centered=True,
+                                                               backend=b), 2,
+              _torch_variants(lambda p, **k: T.RMSprop(p, lr=1e-3, centered=True, **k),
+                              ("forloop", "foreach"))),
+    Algorithm("rmsprop-eps-inside", lambda p, b: descend.RMSprop(p, lr=1e-3,
+                                                                 eps_inside_sqrt=True,
+                                                                 backend=b), 1,
+              {"hand-foreach": lambda p: ForeachRMSpropEpsInside(p, lr=1e-3)},
+              "torch has no eps-inside RMSprop: a hand foreach version"),
+    Algorithm("adam", lambda p, b: descend.Adam(p, lr=1e-3, backend=b), 2,
+              _torch_variants(lambda p, **k: T.Adam(p, lr=1e-3, **k))),
+    Algorithm("adamw", lambda p, b: descend.AdamW(p, lr=1e-3, backend=b), 2,
+              _torch_variants(lambda p, **k: T.AdamW(p, lr=1e-3, **k))),
+    Algorithm("amsgrad", lambda p, b: descend.Adam(p, lr=1e-3, amsgrad=True, backend=b), 3,
+              _torch_variants(lambda p, **k: T.Adam(p, lr=1e-3, amsgrad=True, **k))),
+    Algorithm("lion", lambda p, b: descend.Lion(p, lr=1e-4, backend=b), 1, _lion_packages()),
+]
+BY_NAME = {a.name: a for a in ALGORITHMS}
+
+
+def make_params(shapes: list[tuple[int, ...]], seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    params = []
+    for s in shapes:
+        p = torch.randn(s, generator=gen).requires_grad_()
+        p.grad = torch.randn(s, generator=gen) * 1e-2
+        params.append(p)
+    return params
+
+
+def clone(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    out = []
+    for p in params:
+        q = p.detach().clone().requires_grad_()
+        q.grad = p.grad.clone()
+        out.append(q)
+    return out
