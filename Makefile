@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[lab,dev]"
+	$(BIN)/pip install -q -e ".[lab,dev,integrations,references]"
 	touch $(STAMP)
 
 # The main job on the embedded default: digits MLP, seven optimizers, three seeds.

@@ -1,101 +1,190 @@
-"""The optimizers under test, as data. One entry drives every generic test.
+"""The optimizers under test, as data: one `OptimizerInfo` per class drives every generic
+test (torch's `common_optimizers.py` is the model).
 
-Each case names a descend class with keyword arguments and its independent reference:
-either a torch.optim class taking the same arguments, or a transcription of the equations.
-`converge` gives an lr that solves the quadratic and Rosenbrock tests.
+An entry holds the class's parity cases (each with an independent reference: torch.optim
+with the same arguments, a reference package, or a direct transcription of the equations),
+the hyperparameters that solve the convergence problems, the bad inputs and the errors they
+must raise, and what the class supports. Adding an optimizer is one entry here; a test file
+of its own only for behaviour specific to it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import transcriptions as tr
+from problems import SHAPES
 
 import descend
+
+T = torch.optim
+Stepper = Any  # anything with .step() that updates the parameters it was built on
 
 
 @dataclass(frozen=True)
 class Case:
+    """One configuration of a class, and how to build its reference on other parameters."""
+
     id: str
     cls: type
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    torch_cls: type | None = None          # reference: torch.optim with the same kwargs
-    transcription: Any = None              # reference: tr.<fn> with these kwargs
-    transcription_kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any]
+    reference: Callable[[list[torch.Tensor]], Stepper]
+    torch_state: bool = False     # the reference is torch.optim: compare state names/values
+    rtol: float = 1e-10           # relative tolerance of the float64 parity test
+    steps: int = 30
+    shapes: tuple = tuple(SHAPES)
 
     def make(self, params, **overrides):
         return self.cls(params, **{**self.kwargs, **overrides})
 
 
-T = torch.optim
-CASES = [
-    Case("sgd", descend.SGD, dict(lr=0.05), T.SGD),
-    Case("sgd-wd-maximize", descend.SGD, dict(lr=0.05, weight_decay=0.1, maximize=True), T.SGD),
-    Case("sgd-momentum", descend.SGD, dict(lr=0.05, momentum=0.9), T.SGD),
-    Case("sgd-dampening", descend.SGD, dict(lr=0.05, momentum=0.8, dampening=0.3,
-                                            weight_decay=0.01), T.SGD),
-    Case("sgd-nesterov", descend.SGD, dict(lr=0.05, momentum=0.9, nesterov=True), T.SGD),
-    Case("nesterov", descend.Nesterov, dict(lr=0.05, momentum=0.9), T.SGD,
-         ),
-    Case("momentum-ema", descend.Momentum, dict(lr=0.1, momentum=0.9),
-         transcription=tr.ema_momentum, transcription_kwargs=dict(lr=0.1, momentum=0.9)),
-    Case("momentum-ema-nesterov-wd", descend.Momentum,
-         dict(lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.05),
-         transcription=tr.ema_momentum,
-         transcription_kwargs=dict(lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.05)),
-    Case("adagrad", descend.Adagrad, dict(lr=0.1), T.Adagrad),
-    Case("adagrad-options", descend.Adagrad, dict(lr=0.1, lr_decay=0.05, weight_decay=0.01,
-                                                  initial_accumulator_value=0.1, eps=1e-6,
-                                                  maximize=True), T.Adagrad),
-    Case("rmsprop", descend.RMSprop, dict(lr=0.01), T.RMSprop),
-    Case("rmsprop-centered-momentum", descend.RMSprop,
-         dict(lr=0.01, alpha=0.9, centered=True, momentum=0.5, weight_decay=0.01), T.RMSprop),
-    Case("rmsprop-momentum", descend.RMSprop, dict(lr=0.01, momentum=0.9, eps=1e-6), T.RMSprop),
-    Case("rmsprop-eps-inside", descend.RMSprop, dict(lr=0.01, eps=1e-8, eps_inside_sqrt=True),
-         transcription=tr.rmsprop_eps_inside,
-         transcription_kwargs=dict(lr=0.01, alpha=0.99, eps=1e-8)),
-    Case("rmsprop-eps-inside-centered", descend.RMSprop,
-         dict(lr=0.01, alpha=0.9, eps=1e-4, eps_inside_sqrt=True, centered=True, momentum=0.3),
-         transcription=tr.rmsprop_eps_inside,
-         transcription_kwargs=dict(lr=0.01, alpha=0.9, eps=1e-4, centered=True, momentum=0.3)),
-    Case("adam", descend.Adam, dict(lr=0.05), T.Adam),
-    Case("adam-amsgrad-wd", descend.Adam, dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6,
-                                               weight_decay=0.1, amsgrad=True), T.Adam),
-    Case("adam-maximize", descend.Adam, dict(lr=0.05, maximize=True), T.Adam),
-    Case("adam-no-bias-correction", descend.Adam, dict(lr=0.05, bias_correction=False),
-         transcription=tr.adam_no_bias_correction,
-         transcription_kwargs=dict(lr=0.05, betas=(0.9, 0.999), eps=1e-8)),
-    Case("adamw", descend.AdamW, dict(lr=0.05), T.AdamW),
-    Case("adamw-amsgrad", descend.AdamW, dict(lr=0.05, weight_decay=0.3, amsgrad=True), T.AdamW),
-    Case("lion", descend.Lion, dict(lr=0.01, weight_decay=0.1),
-         transcription=tr.lion,
-         transcription_kwargs=dict(lr=0.01, betas=(0.9, 0.99), weight_decay=0.1)),
+def torch_ref(torch_cls: type, **extra: Any) -> Callable[[Case], Callable]:
+    """A torch.optim reference taking the case's own kwargs (plus `extra`), for-loop."""
+    return lambda kwargs: (lambda params: torch_cls(params, foreach=False, **kwargs, **extra))
+
+
+class Transcribed:
+    """A transcription of the equations (`transcriptions.py`) as an optimizer-like stepper."""
+
+    def __init__(self, fn: Callable, params: list[torch.Tensor], **kwargs: Any) -> None:
+        self.fn, self.params, self.kwargs, self.state, self.t = fn, params, kwargs, {}, 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        self.fn([p.detach() for p in self.params], [p.grad for p in self.params], self.state,
+                self.t, **self.kwargs)
+
+
+def transcribed(fn: Callable, **kwargs: Any) -> Callable[[list[torch.Tensor]], Stepper]:
+    return lambda params: Transcribed(fn, params, **kwargs)
+
+
+def cases(cls: type, rows: list[tuple], reference: Callable | None = None) -> list[Case]:
+    """Cases from ``(id, kwargs)`` rows against `reference` (a `torch_ref`), or from
+    ``(id, kwargs, stepper factory)`` rows with a reference of their own."""
+    out = []
+    for row in rows:
+        if len(row) == 3:
+            out.append(Case(row[0], cls, row[1], row[2]))
+        else:
+            out.append(Case(row[0], cls, row[1], reference(row[1]), torch_state=True))
+    return out
+
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    cls: type
+    cases: list[Case]                                  # the first one represents the class
+    converge: dict[str, Any]                           # solves the quadratic
+    rosenbrock: dict[str, Any] | None                  # solves Rosenbrock in 4000 steps
+    errors: list[tuple[dict[str, Any], type, str]] = field(default_factory=list)
+    converge_tol: float = 1e-4                         # on |x| after 500 steps
+    low_precision: bool = True                         # float16/bfloat16 track float64
+    complex: bool = True                               # complex parameters, as torch does
+
+    @property
+    def name(self) -> str:
+        return self.cls.__name__
+
+
+LR = (dict(lr=-0.1), ValueError, "lr must be >= 0")
+LR_NAN = (dict(lr=float("nan")), ValueError, "lr must be finite")
+BETAS = [(dict(betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be in \[0, 1\)"),
+         (dict(betas=(-0.1, 0.9)), ValueError, r"betas\[0\] must be in \[0, 1\)"),
+         (dict(betas=0.9), TypeError, "betas must be a pair")]
+EPS = (dict(eps=0.0), ValueError, "eps must be > 0")
+WD = (dict(weight_decay=-1e-4), ValueError, "weight_decay must be >= 0")
+
+INFOS = [
+    OptimizerInfo(descend.SGD, cases(descend.SGD, [
+        ("sgd", dict(lr=0.05)),
+        ("sgd-wd-maximize", dict(lr=0.05, weight_decay=0.1, maximize=True)),
+        ("sgd-momentum", dict(lr=0.05, momentum=0.9)),
+        ("sgd-dampening", dict(lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.01)),
+        ("sgd-nesterov", dict(lr=0.05, momentum=0.9, nesterov=True)),
+    ], torch_ref(T.SGD)),
+        converge=dict(lr=0.1, momentum=0.9), rosenbrock=dict(lr=1e-3, momentum=0.9),
+        errors=[LR, LR_NAN, WD,
+                (dict(lr="0.1"), TypeError, "lr must be a real number"),
+                (dict(lr=float("inf")), ValueError, "lr must be finite"),
+                (dict(momentum=1.0), ValueError, r"momentum must be in \[0, 1\)"),
+                (dict(momentum=-0.5), ValueError, r"momentum must be in \[0, 1\)"),
+                (dict(nesterov=True), ValueError, "nesterov=True needs momentum > 0"),
+                (dict(nesterov=True, momentum=0.9, dampening=0.1), ValueError,
+                 "dampening = 0")]),
+    OptimizerInfo(descend.Nesterov, cases(descend.Nesterov, [
+        ("nesterov", dict(lr=0.05, momentum=0.9)),
+    ], torch_ref(T.SGD, nesterov=True)),
+        converge=dict(lr=0.1), rosenbrock=dict(lr=1e-3, momentum=0.9)),
+    OptimizerInfo(descend.Momentum, cases(descend.Momentum, [
+        ("momentum-ema", dict(lr=0.1, momentum=0.9),
+         transcribed(tr.ema_momentum, lr=0.1, momentum=0.9)),
+        ("momentum-ema-nesterov-wd", dict(lr=0.1, momentum=0.8, nesterov=True,
+                                          weight_decay=0.05),
+         transcribed(tr.ema_momentum, lr=0.1, momentum=0.8, nesterov=True,
+                     weight_decay=0.05)),
+    ]), converge=dict(lr=0.2), rosenbrock=dict(lr=1e-2, momentum=0.9), complex=False,
+        errors=[LR, (dict(momentum=1.5), ValueError, r"momentum must be in \[0, 1\)")]),
+    OptimizerInfo(descend.Adagrad, cases(descend.Adagrad, [
+        ("adagrad", dict(lr=0.1)),
+        ("adagrad-options", dict(lr=0.1, lr_decay=0.05, weight_decay=0.01,
+                                 initial_accumulator_value=0.1, eps=1e-6, maximize=True)),
+    ], torch_ref(T.Adagrad)),
+        converge=dict(lr=0.5), rosenbrock=dict(lr=0.3),
+        errors=[LR, WD, (dict(lr_decay=-1), ValueError, "lr_decay must be >= 0"),
+                (dict(initial_accumulator_value=-1), ValueError,
+                 "initial_accumulator_value must be >= 0")]),
+    OptimizerInfo(descend.RMSprop, cases(descend.RMSprop, [
+        ("rmsprop", dict(lr=0.01)),
+        ("rmsprop-centered-momentum", dict(lr=0.01, alpha=0.9, centered=True, momentum=0.5,
+                                           weight_decay=0.01)),
+        ("rmsprop-momentum", dict(lr=0.01, momentum=0.9, eps=1e-6)),
+        ("rmsprop-eps-inside", dict(lr=0.01, eps=1e-8, eps_inside_sqrt=True),
+         transcribed(tr.rmsprop_eps_inside, lr=0.01, alpha=0.99, eps=1e-8)),
+        ("rmsprop-eps-inside-centered", dict(lr=0.01, alpha=0.9, eps=1e-4,
+                                             eps_inside_sqrt=True, centered=True,
+                                             momentum=0.3),
+         transcribed(tr.rmsprop_eps_inside, lr=0.01, alpha=0.9, eps=1e-4, centered=True,
+                     momentum=0.3)),
+    ], torch_ref(T.RMSprop)),
+        converge=dict(lr=0.01), rosenbrock=dict(lr=1e-3),
+        errors=[LR, (dict(alpha=1.0), ValueError, r"alpha must be in \[0, 1\)"),
+                (dict(eps=0), ValueError, "eps must be > 0")]),
+    OptimizerInfo(descend.Adam, cases(descend.Adam, [
+        ("adam", dict(lr=0.05)),
+        ("adam-amsgrad-wd", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
+                                 amsgrad=True)),
+        ("adam-maximize", dict(lr=0.05, maximize=True)),
+        ("adam-decoupled", dict(lr=0.05, weight_decay=0.2, decoupled_weight_decay=True)),
+        ("adam-no-bias-correction", dict(lr=0.05, bias_correction=False),
+         transcribed(tr.adam_no_bias_correction, lr=0.05, betas=(0.9, 0.999), eps=1e-8)),
+    ], torch_ref(T.Adam)),
+        converge=dict(lr=0.05), rosenbrock=dict(lr=2e-2),
+        errors=[LR, *BETAS, EPS, (dict(amsgrad=1), TypeError, "amsgrad must be True or False"),
+                (dict(nonfinite="warn"), ValueError, "nonfinite must be one of"),
+                (dict(backend="cuda-magic"), ValueError, "unknown backend 'cuda-magic'")]),
+    OptimizerInfo(descend.AdamW, cases(descend.AdamW, [
+        ("adamw", dict(lr=0.05)),
+        ("adamw-amsgrad", dict(lr=0.05, weight_decay=0.3, amsgrad=True)),
+    ], torch_ref(T.AdamW)),
+        converge=dict(lr=0.05, weight_decay=0.0), rosenbrock=dict(lr=2e-2, weight_decay=0.0),
+        errors=[(dict(eps=-1e-8), ValueError, "eps must be > 0"), WD]),
+    OptimizerInfo(descend.Lion, cases(descend.Lion, [
+        ("lion", dict(lr=0.01, weight_decay=0.1),
+         transcribed(tr.lion, lr=0.01, betas=(0.9, 0.99), weight_decay=0.1)),
+    ]), converge=dict(lr=0.01), rosenbrock=dict(lr=1e-3), complex=False,
+        # Lion moves every coordinate by exactly lr per step: it settles within ~lr.
+        converge_tol=3 * 0.01 * 10**0.5,
+        errors=[(dict(betas=(0.9, 1.2)), ValueError, r"betas\[1\] must be in \[0, 1\)")]),
 ]
 
-# One representative per class, for the tests that need not see every option.
-BY_CLASS = {c.cls: c for c in reversed(CASES)}
-REPRESENTATIVES = list(BY_CLASS.values())
-
-# An lr (and steps) with which each class solves the convergence problems.
-CONVERGE = {
-    descend.SGD: dict(lr=0.1, momentum=0.9),
-    descend.Nesterov: dict(lr=0.1),
-    descend.Momentum: dict(lr=0.2),
-    descend.Adagrad: dict(lr=0.5),
-    descend.RMSprop: dict(lr=0.01),
-    descend.Adam: dict(lr=0.05),
-    descend.AdamW: dict(lr=0.05, weight_decay=0.0),
-    descend.Lion: dict(lr=0.01),
-}
-ROSENBROCK = {
-    descend.SGD: dict(lr=1e-3, momentum=0.9),
-    descend.Nesterov: dict(lr=1e-3, momentum=0.9),
-    descend.Momentum: dict(lr=1e-2, momentum=0.9),
-    descend.Adagrad: dict(lr=0.3),
-    descend.RMSprop: dict(lr=1e-3),
-    descend.Adam: dict(lr=2e-2),
-    descend.AdamW: dict(lr=2e-2, weight_decay=0.0),
-    descend.Lion: dict(lr=1e-3),
-}
+BY_CLASS = {info.cls: info for info in INFOS}
+CASES = [case for info in INFOS for case in info.cases]
+REPRESENTATIVES = [info.cases[0] for info in INFOS]
+TORCH_CASES = [case for case in CASES if case.torch_state]
+ERRORS = [(info.cls, kwargs, exc, message) for info in INFOS
+          for kwargs, exc, message in info.errors]
