@@ -463,6 +463,7 @@ class Kernel:
         self._sizes: list[int] = []
         self._sizes_array = array("q")
         self._states: list[Tensor] = []
+        self._state_pointers = array("Q")
 
     def __call__(self, tensors: Sequence[Sequence[Tensor]], ctx: Context) -> None:
         """`tensors`: per input slot (p, g, s0, ...), the bucket's tensors in order.
@@ -471,7 +472,8 @@ class Kernel:
         parameter's elements, contiguously, in the kernel's dtype. What can change between
         steps is checked at every step: the gradients (new tensors at every backward), the
         parameters' layout (``p.data = ...`` keeps the object); the state tensors, which
-        only descend creates, are checked in full whenever one is replaced.
+        only descend creates, are checked in full (and their addresses taken) whenever one
+        is replaced, and are not resized in place.
         """
         params, grads, *states = tensors
         sizes = list(map(Tensor.numel, grads))
@@ -483,7 +485,10 @@ class Kernel:
                 map(is_, state_objects, self._states)):
             self._check(tensors, sizes)
             self._states = state_objects
-        pointers = array("Q", [ptr for ts in tensors for ptr in map(Tensor.data_ptr, ts)])
+            self._state_pointers = array("Q", list(map(Tensor.data_ptr, state_objects)))
+        # One list then one array: array.extend over an iterator costs ten times more.
+        pointers = array("Q", [*map(Tensor.data_ptr, params), *map(Tensor.data_ptr, grads)])
+        pointers += self._state_pointers
         scalars = array("d", scalar_values(ctx, self.names) or [0.0])
         self.run(len(params), self._sizes_array.buffer_info()[0], pointers.buffer_info()[0],
                  scalars.buffer_info()[0])
