@@ -91,5 +91,37 @@ def write_markdown(result: dict, path: Path) -> None:
     path.write_text("\n".join(lines))
 
 
+def readme_table(result: dict) -> str:
+    """The README's summary: descend's CPU-time ratio per algorithm and size."""
+    sizes = [s for s in ("SMALL", "MANY", "LARGE") if any(r["size"] == s for r in
+                                                           result["steps"])]
+    algorithms = list(dict.fromkeys(r["algorithm"] for r in result["steps"]))
+    by = {(r["size"], r["algorithm"]): r for r in result["steps"]}
+    lines = ["| algorithm | " + " | ".join(f"{s} (×{by[s, algorithms[0]]['target']})"
+                                          for s in sizes) + " | compared with |",
+             "|---|" + "---|" * len(sizes) + "---|"]
+    for a in algorithms:
+        cells = []
+        for s in sizes:
+            r = by.get((s, a))
+            cells.append("—" if r is None else f"{r['ratio_cpu']['median']:.2f}")
+        fastest = sorted({by[s, a]["fastest"] for s in sizes if (s, a) in by})
+        lines.append(f"| {a} | " + " | ".join(cells) + f" | {', '.join(fastest)} |")
+    mlp = result.get("mlp")
+    if mlp:
+        lines += ["", f"MLP 784-128-10 training step (forward, backward, Adam step) at batch "
+                  f"64: {mlp['ratio_cpu']['median']:.2f}× torch's fused Adam."]
+    return "\n".join(lines)
+
+
+def update_readme(result: dict, path: Path) -> None:
+    """Replace the text between the README's bench markers with `readme_table`."""
+    text = path.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{readme_table(result)}\n{end}{tail}")
+
+
 if __name__ == "__main__":
     write_markdown(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]))

@@ -107,3 +107,21 @@ def test_kernels_are_cached_on_disk_and_compiled_once(tmp_path, monkeypatch):
     native._libraries.clear()
     native.load(source)
     assert list((tmp_path / "kernels").glob("*.so")) == files and len(files) == 1
+
+
+def test_a_non_numeric_value_the_maths_reads_is_fixed_in_the_kernel_and_rebuilt():
+    def update(d, state, p, ctx):
+        return (d * 2 if ctx.double else d), {}  # a Python branch on a flag
+
+    rule = chain(Rule("maybe_double", update), scale_by_learning_rate())
+    params = make_params()
+    ref = clone_params(params)
+    opt = descend.RuleOptimizer(params, rule, lr=0.1, double=True, backend="native")
+    ref_opt = descend.RuleOptimizer(ref, rule, lr=0.1, double=True, backend="reference")
+    for step in range(4):
+        for o in (opt, ref_opt):
+            o.param_groups[0]["double"] = step % 2 == 0
+        train(opt, params, 1), train(ref_opt, ref, 1)
+    assert _native_kernels(opt)
+    for p, q in zip(params, ref):
+        torch.testing.assert_close(p, q, rtol=1e-13, atol=1e-13)

@@ -144,13 +144,13 @@ class Executor:
                     grads: list[Tensor], states: dict[str, list[Tensor]], ctx: Context,
                     maximize: bool) -> bool:
         """Run the bucket's native kernel; False (nothing written) where it cannot run: a
-        state created at this step (the trace assumes none), a rule the kernel cannot
-        express, or tensors it cannot take (sizes, layouts or dtypes that differ)."""
-        if bucket.fresh:
-            return False
-        key = (id(rule), params[0].dtype, maximize, tuple(sorted(ctx.__dict__)))
+        rule the kernel cannot express, or tensors it cannot take (sizes, layouts or dtypes
+        that differ). Everything non-numeric the maths read is fixed in a traced kernel: the
+        kernel is rebuilt when one of those values changes, and ``fresh`` (the first step may
+        trace differently) is part of the key."""
+        key = (id(rule), params[0].dtype, maximize, bucket.fresh, tuple(sorted(ctx.__dict__)))
         kernel = self.native.get(key, False)
-        if kernel is False:
+        if kernel is False or (kernel is not None and not kernel.valid_for(ctx)):
             try:
                 kernel = native.Kernel(native.Traced(rule, ctx, maximize), params[0].dtype)
             except native.Unsupported:

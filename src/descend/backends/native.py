@@ -49,6 +49,7 @@ from ..rules.base import Context, Rule
 
 DTYPES = {torch.float32: ("float", "f"), torch.float64: ("double", "")}
 _dtype = attrgetter("dtype")
+_MISSING = object()
 
 
 class Unsupported(Exception):
@@ -223,7 +224,7 @@ class Traced:
 
     def __init__(self, rule: Rule, ctx: Context, maximize: bool) -> None:
         names = _scalar_names(ctx)
-        sym_ctx = Context(ctx.__dict__)
+        sym_ctx = _Recording(ctx.__dict__)
         by_key: dict[str, Any] = {}
         for index, (key, i) in enumerate(names):
             node = Sym("scalar", (index,), scalar=True, name=f"{key}[{i}]" if i is not None
@@ -255,6 +256,10 @@ class Traced:
                     raise Unsupported(f"state {key!r} is not an elementwise expression")
                 self.outputs.append((f"s{j}", value))
         self.slots = ["p", "g", *(f"s{j}" for j in range(len(rule.state)))]
+        # Non-numeric values the maths read are fixed in the kernel: it is valid only while
+        # they keep these values.
+        self.fixed = {k: ctx.__dict__[k] for k in sym_ctx.read
+                      if k in ctx.__dict__ and not isinstance(by_key.get(k), (Sym, tuple))}
         # Only the scalars the graph reads are passed, renumbered in order of first use.
         used: list[Sym] = []
         for node in _walk([out for _, out in self.outputs]):
@@ -263,6 +268,23 @@ class Traced:
         self.names = [names[node.args[0]] for node in used]
         for position, node in enumerate(used):
             node.args = (position,)
+
+
+class _Recording(Context):
+    """A context that records which of its entries were read."""
+
+    def __init__(self, values: Any) -> None:
+        super().__init__(values)
+        object.__setattr__(self, "read", set())
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("_") and name not in ("read", "get", "items", "update"):
+            object.__getattribute__(self, "read").add(name)
+        return object.__getattribute__(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.read.add(name)
+        return self.__dict__.get(name, default)
 
 
 def _walk(roots: list[Sym]) -> list[Sym]:
@@ -458,12 +480,17 @@ class Kernel:
 
     def __init__(self, traced: Traced, dtype: torch.dtype) -> None:
         self.names = traced.names
+        self.fixed = traced.fixed
         self.run = load(emit_c(traced, dtype))
         self.dtype = dtype
         self._sizes: list[int] = []
         self._sizes_array = array("q")
         self._states: list[Tensor] = []
         self._state_pointers = array("Q")
+
+    def valid_for(self, ctx: Context) -> bool:
+        values = ctx.__dict__
+        return all(values.get(k, _MISSING) == v for k, v in self.fixed.items())
 
     def __call__(self, tensors: Sequence[Sequence[Tensor]], ctx: Context) -> None:
         """`tensors`: per input slot (p, g, s0, ...), the bucket's tensors in order.
