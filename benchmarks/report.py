@@ -78,15 +78,17 @@ def write_markdown(result: dict, path: Path) -> None:
                   "Median of runs in fresh processes (alternating order): the first step, "
                   "the first 100 steps and the longest single step (seconds, wall), and "
                   "resident memory (MB) after the parameters and gradients exist, after 100 "
-                  "steps (steady), and at the peak.", "",
+                  "steps (steady), what the optimizer added (steady minus the first), and the "
+                  "peak.", "",
                   "| algorithm | implementation | first step | first 100 | longest step | "
-                  "RSS params | steady RSS | peak RSS |", "|---|---|---|---|---|---|---|---|"]
+                  "RSS params | steady RSS | added | peak RSS |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in fresh:
             lines.append(
                 f"| {r['algorithm']} | {r['impl']} | {r['first_step_s']:.3f} | "
                 f"{r['first_100_s']:.2f} | {r['longest_step_s']:.3f} | "
                 f"{r['params_rss_mb']:.0f} | {r['steady_rss_mb']:.0f} | "
-                f"{r['peak_rss_mb']:.0f} |")
+                f"{r['steady_rss_mb'] - r['params_rss_mb']:.0f} | {r['peak_rss_mb']:.0f} |")
         lines.append("")
     path.write_text("\n".join(lines))
 
