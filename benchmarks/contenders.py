@@ -132,6 +132,22 @@ ALGORITHMS = [
     Algorithm("amsgrad", lambda p, b: descend.Adam(p, lr=1e-3, amsgrad=True, backend=b), 3,
               _torch_variants(lambda p, **k: T.Adam(p, lr=1e-3, amsgrad=True, **k))),
     Algorithm("lion", lambda p, b: descend.Lion(p, lr=1e-4, backend=b), 1, _lion_packages()),
+    # torch has no fused kernels for these: its for-loop and foreach variants.
+    Algorithm("nadam", lambda p, b: descend.NAdam(p, lr=1e-3, backend=b), 2,
+              _torch_variants(lambda p, **k: T.NAdam(p, lr=1e-3, **k), ("forloop", "foreach"))),
+    Algorithm("radam", lambda p, b: descend.RAdam(p, lr=1e-3, backend=b), 2,
+              _torch_variants(lambda p, **k: T.RAdam(p, lr=1e-3, **k), ("forloop", "foreach"))),
+    Algorithm("adamax", lambda p, b: descend.Adamax(p, lr=1e-3, backend=b), 2,
+              _torch_variants(lambda p, **k: T.Adamax(p, lr=1e-3, **k),
+                              ("forloop", "foreach"))),
+    Algorithm("adadelta", lambda p, b: descend.Adadelta(p, backend=b), 2,
+              _torch_variants(lambda p, **k: T.Adadelta(p, **k), ("forloop", "foreach"))),
+    Algorithm("asgd", lambda p, b: descend.ASGD(p, lr=1e-3, t0=0, backend=b), 1,
+              _torch_variants(lambda p, **k: T.ASGD(p, lr=1e-3, t0=0, **k),
+                              ("forloop", "foreach")),
+              "t0=0: averaging on, as it is after t0 steps in a long run"),
+    Algorithm("rprop", lambda p, b: descend.Rprop(p, lr=1e-3, backend=b), 2,
+              _torch_variants(lambda p, **k: T.Rprop(p, lr=1e-3, **k), ("forloop", "foreach"))),
 ]
 BY_NAME = {a.name: a for a in ALGORITHMS}
 

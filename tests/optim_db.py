@@ -59,6 +59,28 @@ class Transcribed:
                 self.t, **self.kwargs)
 
 
+def float64_scalars(torch_cls: type) -> type:
+    """`torch_cls` stepping under a float64 default dtype.
+
+    torch.optim keeps running scalars (NAdam's ``mu_product``, ASGD's ``eta`` and ``mu``) in
+    0-D tensors of the default dtype, created and rounded inside ``step``: with the usual
+    float32 default they carry float32 rounding (about 1e-7 relative) into every step,
+    whatever the parameters' dtype. descend keeps them as float64 numbers, so the float64
+    parity tests compare with torch computing them in float64 too."""
+
+    class Float64Scalars(torch_cls):
+        def step(self, closure=None):
+            previous = torch.get_default_dtype()
+            torch.set_default_dtype(torch.float64)
+            try:
+                return super().step(closure)
+            finally:
+                torch.set_default_dtype(previous)
+
+    Float64Scalars.__name__ = Float64Scalars.__qualname__ = torch_cls.__name__
+    return Float64Scalars
+
+
 def transcribed(fn: Callable, **kwargs: Any) -> Callable[[list[torch.Tensor]], Stepper]:
     return lambda params: Transcribed(fn, params, **kwargs)
 
@@ -180,6 +202,79 @@ INFOS = [
         # Lion moves every coordinate by exactly lr per step: it settles within ~lr.
         converge_tol=3 * 0.01 * 10**0.5,
         errors=[(dict(betas=(0.9, 1.2)), ValueError, r"betas\[1\] must be in \[0, 1\)")]),
+]
+
+# torch.optim's other elementwise algorithms (descend.optim.torch_family).
+INFOS += [
+    OptimizerInfo(descend.NAdam, cases(descend.NAdam, [
+        ("nadam", dict(lr=0.05)),
+        ("nadam-options", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
+                               momentum_decay=0.01)),
+        ("nadam-decoupled-maximize", dict(lr=0.05, weight_decay=0.2, momentum_decay=0.0,
+                                          decoupled_weight_decay=True, maximize=True)),
+    ], torch_ref(float64_scalars(T.NAdam))),
+        converge=dict(lr=0.05), rosenbrock=dict(lr=2e-2),
+        errors=[LR, *BETAS, EPS, WD,
+                (dict(momentum_decay=-1e-3), ValueError, "momentum_decay must be >= 0"),
+                (dict(decoupled_weight_decay=None), TypeError,
+                 "decoupled_weight_decay must be True or False")]),
+    OptimizerInfo(descend.RAdam, cases(descend.RAdam, [
+        ("radam", dict(lr=0.05)),
+        ("radam-options", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+        # beta2 < 0.6: rho_inf < 5, the variance is never tractable: SGD with momentum.
+        ("radam-untractable", dict(lr=0.05, betas=(0.9, 0.5))),
+        ("radam-decoupled-maximize", dict(lr=0.05, weight_decay=0.2,
+                                          decoupled_weight_decay=True, maximize=True)),
+    ], torch_ref(T.RAdam)),
+        # Rosenbrock: the first (unrectified) steps are SGD with momentum, lr-sized steps
+        # along a gradient of ~200: a larger lr throws x out of the valley at once.
+        converge=dict(lr=0.05), rosenbrock=dict(lr=5e-3, betas=(0.9, 0.99)),
+        errors=[LR, *BETAS, EPS, WD]),
+    OptimizerInfo(descend.Adamax, cases(descend.Adamax, [
+        ("adamax", dict(lr=0.05)),
+        ("adamax-options", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-4, weight_decay=0.1,
+                                maximize=True)),
+    ], torch_ref(T.Adamax)),
+        converge=dict(lr=0.05), rosenbrock=dict(lr=2e-2),
+        errors=[LR, *BETAS, EPS, WD]),
+    OptimizerInfo(descend.Adadelta, cases(descend.Adadelta, [
+        ("adadelta", dict()),
+        ("adadelta-options", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1,
+                                  maximize=True)),
+    ], torch_ref(T.Adadelta)),
+        # Rosenbrock: None. Adadelta's step, the ratio of two running RMS values, does not
+        # follow the valley to within 0.1 of the minimum in 4000 steps for any lr in
+        # 0.03-1, rho in 0.9-0.999, eps in 1e-6-1e-3 (the closest ends 0.10 away).
+        converge=dict(lr=1.0, rho=0.99, eps=1e-4), rosenbrock=None,
+        errors=[LR, EPS, WD, (dict(rho=1.5), ValueError, r"rho must be in \[0, 1\]"),
+                (dict(rho=-0.1), ValueError, r"rho must be in \[0, 1\]")]),
+    OptimizerInfo(descend.ASGD, cases(descend.ASGD, [
+        ("asgd", dict(lr=0.05)),
+        # t0 = 5.5: the averaging starts inside the run, with weights 1/1.5, 1/2.5, ...
+        ("asgd-averaging", dict(lr=0.05, lambd=1e-2, alpha=1.0, t0=5.5, weight_decay=0.1)),
+        ("asgd-maximize", dict(lr=0.05, lambd=0.0, alpha=0.5, t0=0, maximize=True)),
+    ], torch_ref(float64_scalars(T.ASGD))),
+        # Rosenbrock: plain SGD steps, so lr just under 2 / (largest curvature ~1000).
+        converge=dict(lr=0.1), rosenbrock=dict(lr=1.8e-3),
+        errors=[LR, WD, (dict(lambd=-1e-4), ValueError, "lambd must be >= 0"),
+                (dict(alpha=-0.75), ValueError, "alpha must be >= 0"),
+                (dict(t0=-1), ValueError, "t0 must be >= 0"),
+                (dict(t0=float("nan")), ValueError, "t0 must be finite")]),
+    OptimizerInfo(descend.Rprop, cases(descend.Rprop, [
+        ("rprop", dict(lr=0.05)),
+        ("rprop-options", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2),
+                               maximize=True)),
+    ], torch_ref(T.Rprop)),
+        converge=dict(lr=0.1), rosenbrock=dict(lr=1e-3),
+        errors=[LR, (dict(etas=(0.5, 0.9)), ValueError,
+                     r"etas must satisfy 0 < etas\[0\] < 1 < etas\[1\]"),
+                (dict(etas=(0.0, 1.2)), ValueError, r"0 < etas\[0\] < 1"),
+                (dict(etas=0.5), TypeError, r"etas must be a pair \(eta_minus, eta_plus\)"),
+                (dict(step_sizes=(1.0, 0.1)), ValueError,
+                 r"step_sizes must satisfy 0 <= step_sizes\[0\] <= step_sizes\[1\]"),
+                (dict(step_sizes=(-1e-6, 50)), ValueError, "0 <= step_sizes"),
+                (dict(step_sizes=(1e-6, float("inf"))), ValueError,
+                 r"step_sizes\[1\] must be finite")]),
 ]
 
 BY_CLASS = {info.cls: info for info in INFOS}

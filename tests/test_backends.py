@@ -231,3 +231,33 @@ def test_a_schedule_never_recompiles():
     assert counters["stats"]["unique_graphs"] == 1
     assert not counters["graph_break"]
     assert counters["recompiles"] == {} or sum(counters["recompiles"].values()) == 0
+
+
+def test_tensorlist_comparisons_where_clamp_and_abs_match_the_tensor_methods():
+    """The operations Rprop and Adamax use, on the foreach path, equal the per-tensor ones
+    bit for bit (the foreach backend is compared with the reference exactly)."""
+    from descend.backends import TensorList
+
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(s, generator=gen, dtype=torch.float64) for s in [(3,), (2, 4)]]
+    ys = [torch.randn(x.shape, generator=gen, dtype=torch.float64) for x in xs]
+    xs[0][1] = 0.0
+    a, b = TensorList(xs), TensorList(ys)
+    expected = {
+        "gt": [x > 0 for x in xs], "lt": [x < y for x, y in zip(xs, ys)],
+        "ge": [x >= 0 for x in xs], "le": [x <= y for x, y in zip(xs, ys)],
+        "where": [x.where(x > 0, y) for x, y in zip(xs, ys)],
+        "where0": [x.where(x >= 0, 0.0) for x in xs],
+        "clamp": [x.clamp(-0.5, 0.7) for x in xs], "clamp_min": [x.clamp(min=0.1) for x in xs],
+        "abs": [x.abs() for x in xs],
+        "minimum": [x.minimum(y) for x, y in zip(xs, ys)],
+    }
+    got = {
+        "gt": a > 0, "lt": a < b, "ge": a >= 0, "le": a <= b,
+        "where": a.where(a > 0, b), "where0": a.where(a >= 0, 0.0),
+        "clamp": a.clamp(-0.5, 0.7), "clamp_min": a.clamp(min=0.1), "abs": a.abs(),
+        "minimum": a.minimum(b),
+    }
+    for name, values in expected.items():
+        for x, y in zip(got[name], values):
+            assert torch.equal(x, y), name

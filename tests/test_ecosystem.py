@@ -13,6 +13,7 @@ import pickle
 
 import pytest
 import torch
+from optim_db import float64_scalars
 from problems import backward, make_params
 
 import descend
@@ -210,6 +211,16 @@ INTEROP = [
     ("rmsprop-centered", T.RMSprop, descend.RMSprop, dict(lr=0.01, centered=True,
                                                            momentum=0.5)),
     ("adagrad", T.Adagrad, descend.Adagrad, dict(lr=0.1, lr_decay=0.01)),
+    # torch keeps NAdam's mu_product and ASGD's eta and mu in 0-D tensors of the default
+    # dtype: under float64 (see optim_db.float64_scalars) they continue exactly.
+    ("nadam", float64_scalars(T.NAdam), descend.NAdam, dict(lr=0.05, weight_decay=0.1)),
+    ("nadam-decoupled", float64_scalars(T.NAdam), descend.NAdam,
+     dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True, momentum_decay=0.01)),
+    ("radam", T.RAdam, descend.RAdam, dict(lr=0.05, weight_decay=0.1)),
+    ("adamax", T.Adamax, descend.Adamax, dict(lr=0.05, weight_decay=0.1)),
+    ("adadelta", T.Adadelta, descend.Adadelta, dict(lr=0.5, rho=0.8, weight_decay=0.1)),
+    ("asgd", float64_scalars(T.ASGD), descend.ASGD, dict(lr=0.05, lambd=1e-2, t0=3)),
+    ("rprop", T.Rprop, descend.Rprop, dict(lr=0.05, etas=(0.3, 1.5))),
 ]
 
 

@@ -6,20 +6,42 @@ execution backend (`descend.backends`) behind a drop-in `torch.optim.Optimizer`
 """
 
 from . import recipes, rules
-from .optim import SGD, Adagrad, Adam, AdamW, Lion, Momentum, Nesterov, RMSprop, RuleOptimizer
+from .optim import (
+    ASGD,
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Lion,
+    Momentum,
+    NAdam,
+    Nesterov,
+    RAdam,
+    RMSprop,
+    Rprop,
+    RuleOptimizer,
+)
 from .rules import Rule, chain
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGD",
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
+    "Adamax",
     "AdamW",
     "Lion",
     "Momentum",
+    "NAdam",
     "Nesterov",
+    "RAdam",
     "RMSprop",
+    "Rprop",
     "Rule",
     "RuleOptimizer",
     "chain",

@@ -20,12 +20,19 @@ from .rules import (
     chain,
     ema_momentum,
     heavy_ball,
+    polyak_average,
+    scale_by_adadelta,
     scale_by_adagrad,
     scale_by_adam,
+    scale_by_adamax,
+    scale_by_asgd,
     scale_by_inverse_time,
     scale_by_learning_rate,
     scale_by_lion,
+    scale_by_nadam,
+    scale_by_radam,
     scale_by_rms,
+    scale_by_rprop,
 )
 
 F = TypeVar("F", bound=Callable[..., Rule])
@@ -118,3 +125,47 @@ def lion(weight_decay: bool = False) -> Rule:
         add_decayed_weights() if weight_decay else None,
         scale_by_learning_rate(),
     )
+
+
+def _decay(weight_decay: bool, decoupled: bool) -> tuple[Rule | None, Rule | None]:
+    """(coupled L2 at the head, decoupled decay before the lr): torch's two placements."""
+    return (_coupled(weight_decay and not decoupled),
+            add_decayed_weights() if weight_decay and decoupled else None)
+
+
+@cache
+def nadam(weight_decay: bool = False, decoupled: bool = False) -> Rule:
+    """torch.optim.NAdam: [L2] -> NAdam -> [decoupled decay] -> lr."""
+    head, tail = _decay(weight_decay, decoupled)
+    return chain(head, scale_by_nadam(), tail, scale_by_learning_rate())
+
+
+@cache
+def radam(weight_decay: bool = False, decoupled: bool = False) -> Rule:
+    """torch.optim.RAdam: [L2] -> RAdam -> [decoupled decay] -> lr."""
+    head, tail = _decay(weight_decay, decoupled)
+    return chain(head, scale_by_radam(), tail, scale_by_learning_rate())
+
+
+@cache
+def adamax(weight_decay: bool = False) -> Rule:
+    """torch.optim.Adamax: [L2] -> Adamax -> lr."""
+    return chain(_coupled(weight_decay), scale_by_adamax(), scale_by_learning_rate())
+
+
+@cache
+def adadelta(weight_decay: bool = False) -> Rule:
+    """torch.optim.Adadelta: [L2] -> Adadelta -> lr."""
+    return chain(_coupled(weight_decay), scale_by_adadelta(), scale_by_learning_rate())
+
+
+@cache
+def asgd(weight_decay: bool = False) -> Rule:
+    """torch.optim.ASGD: [L2] -> decayed step of size eta -> average of the iterates."""
+    return chain(_coupled(weight_decay), scale_by_asgd(), polyak_average())
+
+
+@cache
+def rprop() -> Rule:
+    """torch.optim.Rprop: sign-based steps with per-coordinate step sizes."""
+    return scale_by_rprop()

@@ -130,8 +130,10 @@ class Planner:
             if g is not None and g.layout is not torch.strided:
                 raise TypeError(
                     f"{owner}: parameter {pi} of group {gi} has a sparse gradient "
-                    f"({g.layout}), which descend does not support; use dense gradients "
-                    "(e.g. nn.Embedding(..., sparse=False))")
+                    f"({g.layout}), which descend does not support (descend has no "
+                    "SparseAdam); use dense gradients (e.g. nn.Embedding(..., "
+                    "sparse=False)), or give the sparse parameters to torch.optim.SparseAdam "
+                    "and the others to descend")
         return None, grads
 
     def advance(self, rule: Rule, group: dict[str, Any], states: MutableMapping[Tensor, State],

@@ -83,6 +83,46 @@ class TensorList:
     def maximum(self, other: TensorList) -> TensorList:
         return TensorList(torch._foreach_maximum(self.tensors, other.tensors))
 
+    def minimum(self, other: TensorList) -> TensorList:
+        return TensorList(torch._foreach_minimum(self.tensors, other.tensors))
+
+    def abs(self) -> TensorList:
+        return TensorList(torch._foreach_abs(self.tensors))
+
+    def clamp(self, min: Any = None, max: Any = None) -> TensorList:  # noqa: A002 - torch's
+        out = self.tensors
+        if min is not None:
+            out = torch._foreach_clamp_min(out, min)
+        if max is not None:
+            out = torch._foreach_clamp_max(out, max)
+        return TensorList(out)
+
+    # Comparisons and `where` have no multi-tensor kernels: they run tensor by tensor, with
+    # the same operators the reference loop uses, so the results agree bit for bit.
+
+    def _compare(self, other: Any, op: Any) -> TensorList:
+        if isinstance(other, TensorList):
+            return TensorList(map(op, self.tensors, other.tensors))
+        return TensorList(op(t, other) for t in self.tensors)
+
+    def __gt__(self, other: Any) -> TensorList:
+        return self._compare(other, Tensor.__gt__)
+
+    def __lt__(self, other: Any) -> TensorList:
+        return self._compare(other, Tensor.__lt__)
+
+    def __ge__(self, other: Any) -> TensorList:
+        return self._compare(other, Tensor.__ge__)
+
+    def __le__(self, other: Any) -> TensorList:
+        return self._compare(other, Tensor.__le__)
+
+    def where(self, condition: TensorList, other: Any) -> TensorList:
+        """Elementwise ``condition ? self : other``, as ``Tensor.where``."""
+        if isinstance(other, TensorList):
+            return TensorList(map(Tensor.where, self.tensors, condition.tensors, other.tensors))
+        return TensorList(t.where(c, other) for t, c in zip(self.tensors, condition.tensors))
+
     def copy_(self, other: TensorList) -> TensorList:
         torch._foreach_copy_(self.tensors, other.tensors)
         return self

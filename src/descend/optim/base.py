@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -29,7 +29,7 @@ from torch import Tensor
 from ..backends import Executor
 from ..rules.base import Rule
 from ..schedules import Reduction, evaluate
-from .checks import NONFINITE_POLICIES, check_choice, check_hyperparameters
+from .checks import NONFINITE_POLICIES, Check, check_choice, check_hyperparameters
 from .interop import export_state, import_state
 from .scheduling import Schedules
 
@@ -122,6 +122,9 @@ class RuleOptimizer(torch.optim.Optimizer):
     controller among the schedules.
     """
 
+    #: Checks of this class's own that replace the shared table's for the same name.
+    checks: ClassVar[Mapping[str, Check]] = {}
+
     def __init__(self, params: ParamsT, rule: Rule | None = None, *,
                  nonfinite: str = "ignore", backend: str = "auto", foreach: bool | None = None,
                  fused: bool | None = None, capturable: bool = False,
@@ -164,7 +167,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         schedules = Schedules.split(merged)
         current = {k: evaluate(v, clock) for k, v in schedules.items()}
         merged.update(current)
-        check_hyperparameters(owner, merged)
+        check_hyperparameters(owner, merged, self.checks)
         self.check_group(merged)
         params = param_group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
@@ -194,7 +197,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         owner = type(self).__name__
 
         def check(group: dict[str, Any]) -> None:
-            check_hyperparameters(owner, group)
+            check_hyperparameters(owner, group, self.checks)
             self.check_group(group)
 
         indices = range(len(self.param_groups)) if groups is None else list(groups)
@@ -318,6 +321,16 @@ class RuleOptimizer(torch.optim.Optimizer):
         state_dict["param_groups"] = [
             {**{k: v for k, v in m.items() if k != "params"}, **s}
             for m, s in zip(mine, saved_groups)]
+        # torch casts every saved tensor but `step` to its parameter's dtype, which would
+        # round a carried scalar (NAdam's mu_product) to float32 for float32 parameters:
+        # carried scalars go in as the numbers they are.
+        carried = {name for group in state_dict["param_groups"]
+                   for name in self.recipe(group).carry_names}
+        if carried:
+            state_dict["state"] = {
+                k: {n: float(v.item()) if n in carried and isinstance(v, Tensor) else v
+                    for n, v in s.items()} if isinstance(s, dict) else s
+                for k, s in state_dict["state"].items()}
         super().load_state_dict(state_dict)
         for gi, group in enumerate(self.param_groups):
             group.pop("schedules", None)  # descend 0.1 kept schedule objects in groups
@@ -328,7 +341,7 @@ class RuleOptimizer(torch.optim.Optimizer):
                 if plateau:
                     group["plateau"] = plateau[0]
             self._schedules.sync(gi, group)
-            check_hyperparameters(owner, group)
+            check_hyperparameters(owner, group, self.checks)
             self.check_group(group)
             carry = self.recipe(group).carry_names
             for p in group["params"]:
@@ -406,7 +419,8 @@ class StateMap(defaultdict):
 
 def _check_param_tensor(owner: str, where: str, p: Tensor) -> None:
     if p.is_sparse:
-        raise TypeError(f"{owner}: {where} is a sparse tensor; descend optimizes dense tensors")
+        raise TypeError(f"{owner}: {where} is a sparse tensor; descend optimizes dense "
+                        "tensors (torch.optim.SparseAdam takes sparse gradients)")
     if p.dtype not in SUPPORTED_DTYPES:
         allowed = ", ".join(str(d).removeprefix("torch.") for d in SUPPORTED_DTYPES)
         raise TypeError(f"{owner}: {where} has dtype {p.dtype}; allowed dtypes: {allowed}")

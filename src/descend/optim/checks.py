@@ -7,7 +7,7 @@ message a user can act on, never as a NaN a thousand steps later.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from numbers import Real
 from typing import Any
 
@@ -63,6 +63,28 @@ def beta_pair(owner: str, name: str, value: Any) -> None:
         unit_interval(owner, f"{name}[{i}]", beta)
 
 
+def _pair(owner: str, name: str, value: Any, what: str) -> tuple[float, float]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{owner}: {name} must be a pair {what}, got {value!r}")
+    return _number(owner, f"{name}[0]", value[0]), _number(owner, f"{name}[1]", value[1])
+
+
+def eta_pair(owner: str, name: str, value: Any) -> None:
+    """Rprop's (eta_minus, eta_plus): shrink on a sign flip, grow otherwise."""
+    minus, plus = _pair(owner, name, value, "(eta_minus, eta_plus)")
+    if not 0.0 < minus < 1.0 < plus:
+        raise ValueError(f"{owner}: {name} must satisfy 0 < {name}[0] < 1 < {name}[1], "
+                         f"got {value!r}")
+
+
+def bounds_pair(owner: str, name: str, value: Any) -> None:
+    """A (min, max) pair with 0 <= min <= max, such as Rprop's step_sizes."""
+    low, high = _pair(owner, name, value, "(min, max)")
+    if not 0.0 <= low <= high:
+        raise ValueError(f"{owner}: {name} must satisfy 0 <= {name}[0] <= {name}[1], "
+                         f"got {value!r}")
+
+
 def boolean(owner: str, name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
@@ -88,12 +110,23 @@ CHECKS: dict[str, Check] = {
     "bias_correction": boolean,
     "eps_inside_sqrt": boolean,
     "decoupled_weight_decay": boolean,
+    "momentum_decay": non_negative,
+    "rho": closed_unit_interval,
+    "lambd": non_negative,
+    "t0": non_negative,
+    "etas": eta_pair,
+    "step_sizes": bounds_pair,
 }
 
 
-def check_hyperparameters(owner: str, group: dict[str, Any]) -> None:
+def check_hyperparameters(owner: str, group: dict[str, Any],
+                          overrides: Mapping[str, Check] | None = None) -> None:
+    """Check every value of `group` that has a check; `overrides` are a class's own checks
+    for a name that means something else there (ASGD's ``alpha`` is an exponent, RMSprop's
+    a decay rate)."""
+    table = {**CHECKS, **overrides} if overrides else CHECKS
     for name, value in group.items():
-        check = CHECKS.get(name)
+        check = table.get(name)
         if check is not None:
             check(owner, name, value)
 

@@ -21,7 +21,9 @@ What a rule may keep, and what it must declare so that every backend runs it cor
 - ``carry``: named *scalar* state carried across steps, with its initial value (NAdam's
   running product ``mu_product``, ASGD's ``eta``). `prepare` reads the previous value from
   ``ctx`` and returns the new one under the same name; it is stored per parameter in the
-  optimizer's state, next to ``step``, so it resumes from a state dict exactly.
+  optimizer's state, next to ``step``, so it resumes from a state dict exactly. An initial
+  value of None means "not known before the first step": `prepare` then sees None and
+  supplies the first value itself (ASGD's ``eta`` starts at the group's lr).
 - ``provides``: the names of the per-step scalars `prepare` returns. `chain` refuses two
   rules that provide the same name, as it refuses clashing state keys.
 - ``reduction``: ``"none"`` when every output element depends only on the same element of
@@ -133,7 +135,7 @@ class Rule:
     init: InitFn = _no_state
     prepare: PrepareFn | None = None
     state: tuple[str, ...] = ()
-    carry: tuple[tuple[str, float], ...] = ()
+    carry: tuple[tuple[str, float | None], ...] = ()
     provides: tuple[str, ...] = ()
     reduction: str = "none"
     parts: tuple[Rule, ...] = field(default=(), repr=False, compare=False)
