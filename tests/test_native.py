@@ -125,3 +125,20 @@ def test_a_non_numeric_value_the_maths_reads_is_fixed_in_the_kernel_and_rebuilt(
     assert _native_kernels(opt)
     for p, q in zip(params, ref):
         torch.testing.assert_close(p, q, rtol=1e-13, atol=1e-13)
+
+
+def test_a_list_hyperparameter_is_read_at_every_step():
+    """Found while adding torch's algorithms: a list (not tuple) of betas was frozen into the
+    kernel, so a later change of its values was ignored."""
+    rule = descend.recipes.adam()
+    kwargs = dict(lr=0.05, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0, amsgrad=False)
+    params = make_params()
+    ref = clone_params(params)
+    opt = descend.RuleOptimizer(params, rule, backend="native", **kwargs)
+    ref_opt = descend.RuleOptimizer(ref, rule, backend="reference", **kwargs)
+    train(opt, params, 2), train(ref_opt, ref, 2)
+    for o in (opt, ref_opt):
+        o.param_groups[0]["betas"] = [0.5, 0.9]
+    train(opt, params, 3), train(ref_opt, ref, 3)
+    for p, q in zip(params, ref):
+        torch.testing.assert_close(p, q, rtol=1e-13, atol=1e-13)

@@ -208,7 +208,7 @@ def _scalar_names(ctx: Context) -> list[tuple[str, int | None]]:
             continue
         if isinstance(value, Number):
             names.append((key, None))
-        elif isinstance(value, tuple) and value and all(
+        elif isinstance(value, (tuple, list)) and value and all(
                 isinstance(v, Number) and not isinstance(v, bool) for v in value):
             names.extend((key, i) for i in range(len(value)))
     return names
