@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from ..rules.base import Context, Rule, State
-from . import fused, native
+from . import fused, native, precision
 from .common import apply_rule, context, real_view
 from .compiled import CompiledKernels, compile_available
 from .plan import Bucket, Planner
@@ -76,7 +76,7 @@ class Executor:
             maximize = bool(group["maximize"])
             for bucket in self.planner.advance(rule, group, states, gi, plan, grads):
                 ctx = context(rule, group, bucket.step, bucket.fresh, bucket.carry)
-                self._run(rule, bucket, bucket.grads(grads), ctx, maximize)
+                self._run(rule, bucket, bucket.grads(grads), ctx, maximize, group, gi)
                 if rule.carry:
                     bucket.store_carry({name: ctx.get(name) for name in rule.carry_names})
 
@@ -105,7 +105,7 @@ class Executor:
         return "foreach"
 
     def _run(self, rule: Rule, bucket: Bucket, grads: list[Tensor], ctx: Context,
-             maximize: bool) -> None:
+             maximize: bool, group: dict[str, Any], gi: int) -> None:
         route = bucket.route
         if route is None:
             route = bucket.route = self._route(rule, bucket)
@@ -124,14 +124,28 @@ class Executor:
             views = (list(map(real_view, bucket.params)), list(map(real_view, grads)),
                      bucket.state_lists(keys))
         params, grads, states = views
+        if bucket.low or (group.get("stochastic_rounding")
+                          and params[0].dtype in precision.LOW_PARAMS):
+            rounding = precision.Rounding.of(group, gi, bucket)
+            if route == "native" and self._run_native(rule, bucket, params, grads, states,
+                                                      ctx, maximize, rounding):
+                return
+            self._run_decoded(rule, bucket, "foreach" if route == "native" else route,
+                              params, grads, ctx, maximize, rounding)
+            return
+        if route == "native" and self._run_native(rule, bucket, params, grads, states, ctx,
+                                                  maximize):
+            return
+        self._compute(route, rule, bucket, params, grads, states, ctx, maximize)
+
+    def _compute(self, route: str, rule: Rule, bucket: Bucket, params: list[Tensor],
+                 grads: list[Tensor], states: dict[str, list[Tensor]], ctx: Context,
+                 maximize: bool) -> None:
         if route == "torch":
             fused.run(rule.fused, params, grads, states, ctx,
                       self._step_tensor(params[0].device, bucket.step), maximize)
         elif route == "compiled":
             self.compiled.run(rule, params, grads, states, ctx, maximize)
-        elif route == "native" and self._run_native(rule, bucket, params, grads, states, ctx,
-                                                    maximize):
-            pass
         elif route in ("foreach", "native"):
             apply_rule(rule, TensorList(params), TensorList(grads),
                        {k: TensorList(v) for k, v in states.items()}, ctx, maximize)
@@ -140,14 +154,42 @@ class Executor:
                 apply_rule(rule, params[i], grads[i], {k: v[i] for k, v in states.items()},
                            ctx, maximize)
 
+    def _run_decoded(self, rule: Rule, bucket: Bucket, route: str, params: list[Tensor],
+                     grads: list[Tensor], ctx: Context, maximize: bool,
+                     rounding: precision.Rounding) -> None:
+        """The rule on float copies of low-precision state (and of bfloat16/float16
+        parameters when their state or rounding asks for float32 maths), written back in
+        the stored formats: correct on every route, at the price of the copies."""
+        signs = dict(rule.low_precision)
+        upcast = rounding.upcast(bucket.formats, params[0].dtype)
+        compute = torch.float32 if upcast else params[0].dtype
+        work_params = [p.float() for p in params] if upcast else params
+        work_grads = [g.float() for g in grads] if upcast else grads
+        states = {key: [precision.read(s, key, signs.get(key)).to(compute)
+                        if fmt != "param" else s[key] for s in bucket.states]
+                  for key, fmt in zip(rule.state, bucket.formats)}
+        self._compute(route, rule, bucket, work_params, work_grads, states, ctx, maximize)
+        for slot, (key, fmt) in enumerate(zip(rule.state, bucket.formats)):
+            if fmt == "param":
+                continue
+            for i, s in enumerate(bucket.states):
+                precision.write(s, key, states[key][i], fmt, signs.get(key), params[i],
+                                rounding.key(i, slot) if fmt == "bfloat16" else None)
+        if upcast:
+            for i, (p, work) in enumerate(zip(params, work_params)):
+                p.copy_(precision.round_to(work, p.dtype, rounding.key(i, precision.PARAM_SLOT)
+                                           if rounding.params else None))
+
     def _run_native(self, rule: Rule, bucket: Bucket, params: list[Tensor],
                     grads: list[Tensor], states: dict[str, list[Tensor]], ctx: Context,
-                    maximize: bool) -> bool:
+                    maximize: bool, rounding: precision.Rounding | None = None) -> bool:
         """Run the bucket's native kernel; False (nothing written) where it cannot run: a
         rule the kernel cannot express, or tensors it cannot take (sizes, layouts or dtypes
         that differ). Everything non-numeric the maths read is fixed in a traced kernel: the
         kernel is rebuilt when one of those values changes, and ``fresh`` (the first step may
         trace differently) is part of the key."""
+        if rounding is not None:
+            return False  # low-precision formats run on the decoded path
         key = (id(rule), params[0].dtype, maximize, bucket.fresh, tuple(sorted(ctx.__dict__)))
         kernel = self.native.get(key, False)
         if kernel is False or (kernel is not None and not kernel.valid_for(ctx)):

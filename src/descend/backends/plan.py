@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ..rules.base import Rule, State
+from . import precision
 from .common import ensure_state
 
 PLAIN_TYPES = (Tensor, torch.nn.Parameter)
@@ -60,7 +61,7 @@ class Bucket:
     lists; `index` gives their positions in the group (None: all of them, in order)."""
 
     __slots__ = ("params", "states", "index", "kind", "dtype", "device", "step", "fresh",
-                 "carry", "route")
+                 "carry", "route", "formats", "low")
 
     def __init__(self, params: list[Tensor], states: list[State], index: list[int] | None,
                  kind: str, step: int, fresh: frozenset[str], carry: dict[str, Any]) -> None:
@@ -70,6 +71,8 @@ class Bucket:
         self.device = params[0].device
         self.step, self.fresh, self.carry = step, fresh, carry
         self.route: str | None = None  # how the executor runs it, decided on first use
+        self.formats: tuple[str, ...] = ()  # how each state key is stored (precision.py)
+        self.low = False  # some state stored below the parameter's precision
 
     def grads(self, grads: list[Tensor]) -> list[Tensor]:
         return grads if self.index is None else [grads[i] for i in self.index]
@@ -92,16 +95,18 @@ class Bucket:
 
 
 class Plan:
-    __slots__ = ("rule", "states_of", "version", "params", "buckets")
+    __slots__ = ("rule", "states_of", "version", "params", "buckets", "precision")
 
     def __init__(self, rule: Rule, states_of: Any, params: list[Tensor],
-                 buckets: list[Bucket]) -> None:
+                 buckets: list[Bucket], group: dict[str, Any]) -> None:
         self.rule, self.states_of, self.params, self.buckets = rule, states_of, params, buckets
         self.version = states_of.version
+        self.precision = _precision(group)
 
-    def holds(self, rule: Rule, params: list[Tensor], states: Any) -> bool:
+    def holds(self, rule: Rule, group: dict[str, Any], states: Any) -> bool:
+        params = group["params"]
         return (rule is self.rule and states is self.states_of
-                and states.version == self.version
+                and states.version == self.version and _precision(group) == self.precision
                 and len(params) == len(self.params) and all(map(is_, params, self.params)))
 
 
@@ -123,8 +128,8 @@ class Planner:
         params = group["params"]
         plan = self.plans.get(gi)
         grads = list(map(_grad, params))
-        if plan is not None and plan.holds(rule, params, states) and _matches(plan.buckets,
-                                                                              grads):
+        if plan is not None and plan.holds(rule, group, states) and _matches(plan.buckets,
+                                                                             grads):
             return plan, grads
         for pi, g in enumerate(grads):
             if g is not None and g.layout is not torch.strided:
@@ -141,13 +146,14 @@ class Planner:
         """Create missing state and count this step for every parameter that has a
         gradient; the buckets to run. `plan` and `grads` come from `prepare`."""
         if plan is None:
-            return self._replan(rule, group["params"], grads, states, gi)
+            return self._replan(rule, group, grads, states, gi)
         for bucket in plan.buckets:
             bucket.advance()
         return plan.buckets
 
-    def _replan(self, rule: Rule, params: list[Tensor], grads: list[Tensor | None],
+    def _replan(self, rule: Rule, group: dict[str, Any], grads: list[Tensor | None],
                 states: MutableMapping[Tensor, State], gi: int) -> list[Bucket]:
+        params = group["params"]
         members: dict[tuple, list[int]] = defaultdict(list)
         fresh_of: dict[int, frozenset[str]] = {}
         for i, (p, g) in enumerate(zip(params, grads)):
@@ -155,12 +161,12 @@ class Planner:
                 continue
             state = states[p]
             fresh_of[i] = fresh = ensure_state(rule, state, p)
-            _convert_state(rule, state, p)
+            formats = _convert_state(rule, state, p, group)
             carry = tuple(state[name] for name in rule.carry_names)
             if rule.reduction == "group":
-                key: tuple = ("group",)
+                key: tuple = ("group", formats)
             else:
-                key = (kind_of(p), p.dtype, p.device, state["step"], carry, fresh)
+                key = (kind_of(p), p.dtype, p.device, state["step"], carry, fresh, formats)
             members[key].append(i)
         buckets = []
         for key, index in members.items():
@@ -171,15 +177,22 @@ class Planner:
             whole = len(index) == len(params)
             fresh = frozenset().union(*(fresh_of[i] for i in index))
             carry = {name: ss[0][name] for name in rule.carry_names}
-            buckets.append(Bucket(ps, ss, None if whole else index,
-                                  "group" if key[0] == "group" else key[0],
-                                  ss[0]["step"], fresh, carry))
+            bucket = Bucket(ps, ss, None if whole else index,
+                            "group" if key[0] == "group" else key[0],
+                            ss[0]["step"], fresh, carry)
+            bucket.formats = key[-1]
+            bucket.low = any(f != "param" for f in bucket.formats)
+            buckets.append(bucket)
         if (len(fresh_of) == len(params) and rule.reduction != "group"
                 and hasattr(states, "version")):
-            self.plans[gi] = Plan(rule, states, list(params), buckets)
+            self.plans[gi] = Plan(rule, states, list(params), buckets, group)
         else:
             self.plans.pop(gi, None)
         return buckets
+
+
+def _precision(group: dict[str, Any]) -> tuple:
+    return group.get("state_dtype"), group.get("stochastic_rounding", False)
 
 
 def _matches(buckets: list[Bucket], grads: list[Tensor | None]) -> bool:
@@ -197,15 +210,30 @@ def _matches(buckets: list[Bucket], grads: list[Tensor | None]) -> bool:
     return True
 
 
-def _convert_state(rule: Rule, state: State, p: Tensor) -> None:
-    """State made for a parameter that has since been cast or moved (``model.half()``,
-    ``model.to("cuda")`` after some steps) follows it, as a freshly made state would: torch
-    raises a dtype error there instead."""
+def _convert_state(rule: Rule, state: State, p: Tensor, group: dict[str, Any]) -> tuple:
+    """Store every state key of `p` as the group asks (``state_dtype``), converting state
+    made for another precision (a loaded state dict, a changed ``state_dtype``) or for a
+    parameter that has since been cast or moved (``model.half()``, ``.to("cuda")`` after
+    some steps: torch raises a dtype error there instead). Returns the formats."""
     target = p if not p.is_complex() else torch.view_as_real(p)
+    signs = dict(rule.low_precision)
+    state_dtype = group.get("state_dtype")
+    formats = []
     for key in rule.state:
         value = state[key]
-        if (value.is_floating_point() and value.dtype != target.dtype
-                and value.shape == target.shape):
-            value = state[key] = value.to(target.dtype)
         if value.device != target.device:
-            state[key] = value.to(target.device)
+            value = state[key] = value.to(target.device)
+            if precision.absmax_key(key) in state:
+                state[precision.absmax_key(key)] = state[precision.absmax_key(key)].to(
+                    target.device)
+        fmt = precision.target_format(state_dtype, signs.get(key), target)
+        if fmt == "param" and value.shape != target.shape:
+            formats.append(fmt)  # state of its own shape (factored moments) stays as made
+            continue
+        if fmt == "param" and value.is_floating_point() and value.dtype != target.dtype \
+                and precision.absmax_key(key) not in state:
+            state[key] = value.to(target.dtype)
+        else:
+            precision.convert(state, key, fmt, signs.get(key), target)
+        formats.append(fmt)
+    return tuple(formats)

@@ -132,3 +132,120 @@ def relative_error_bound(layout: str) -> float:
 def smallest(layout: str) -> float:
     """The smallest nonzero magnitude (relative to the block's absmax) a code keeps."""
     return math.ldexp(1.0, -(1 << LAYOUTS[layout][0]) + 2)
+
+
+# -- storage formats of optimizer state --------------------------------------------------------
+
+STATE_DTYPES = (None, "float32", "bfloat16", "int8")
+LOW_PARAMS = (torch.float16, torch.bfloat16)
+
+
+def absmax_key(key: str) -> str:
+    return f"{key}.absmax"
+
+
+def target_format(state_dtype: str | None, sign: str | None, param: Tensor) -> str:
+    """How one state key of `param` is stored: "param" (the parameter's dtype, as torch
+    keeps it), "float32", "bfloat16", or "int8" (block codes; `sign` says which layout).
+    Keys a rule does not declare low-precision (`sign` None) follow the parameter, but never
+    below float32 when the state is meant to be float32 or wider."""
+    if state_dtype is None or not param.is_floating_point():
+        return "param"
+    if sign is None or state_dtype == "float32":
+        return "float32" if param.dtype in LOW_PARAMS else "param"
+    if state_dtype == "int8":
+        return "int8" if quantizable(param) else "float32"
+    return state_dtype
+
+
+def stored_format(state: dict, key: str, param: Tensor) -> str:
+    value = state[key]
+    if value.dtype == torch.uint8 and absmax_key(key) in state:
+        return "int8"
+    if value.dtype == param.dtype or (param.is_complex() and value.dtype == param.real.dtype):
+        return "param"
+    return "bfloat16" if value.dtype == torch.bfloat16 else "float32" \
+        if value.dtype == torch.float32 else "param"
+
+
+def read(state: dict, key: str, sign: str | None) -> Tensor:
+    """A state value as a floating-point tensor (decoded from 8-bit codes)."""
+    value = state[key]
+    if value.dtype == torch.uint8 and absmax_key(key) in state:
+        return decode(value, state[absmax_key(key)], sign or "signed").to(value.device)
+    return value
+
+
+def write(state: dict, key: str, value: Tensor, fmt: str, sign: str | None,
+          param: Tensor, rounding: int | None = None) -> None:
+    """Store `value` in `state[key]` in format `fmt` (see `target_format`), in place where the
+    storage already has that format. `rounding` is a stochastic-rounding key for bfloat16."""
+    if fmt == "int8":
+        code, absmax = encode(value, sign or "signed")
+        current = state.get(key)
+        if current is not None and current.dtype == torch.uint8 and current.shape == code.shape:
+            current.copy_(code)
+            state[absmax_key(key)].copy_(absmax)
+        else:
+            state[key], state[absmax_key(key)] = code.to(value.device), absmax.to(value.device)
+        return
+    state.pop(absmax_key(key), None)
+    dtype = param.real.dtype if param.is_complex() and fmt == "param" else (
+        param.dtype if fmt == "param" else getattr(torch, fmt))
+    if dtype == torch.bfloat16 and rounding is not None:
+        stored = round_bfloat16(value.float(), rounding)
+    else:
+        stored = value.to(dtype)
+    current = state.get(key)
+    if current is not None and current.dtype == dtype and current.shape == stored.shape \
+            and current is not value:
+        current.copy_(stored)
+    else:
+        state[key] = stored
+
+
+def convert(state: dict, key: str, fmt: str, sign: str | None, param: Tensor) -> None:
+    """Change how `state[key]` is stored, keeping its value (to the new format's precision)."""
+    if stored_format(state, key, param) != fmt:
+        write(state, key, read(state, key, sign).float(), fmt, sign, param)
+
+
+PARAM_SLOT = 31  # the stochastic-rounding slot of the parameter itself (states use 0, 1, ...)
+
+
+def round_to(x: Tensor, dtype: torch.dtype, key: int | None) -> Tensor:
+    """`x` in `dtype`: stochastically rounded to bfloat16 with a key, to nearest otherwise."""
+    if dtype == torch.bfloat16 and key is not None:
+        return round_bfloat16(x, key)
+    return x.to(dtype)
+
+
+class Rounding:
+    """The low-precision settings of one bucket at one step: which stores round
+    stochastically, and the hash keys that make their noise reproducible."""
+
+    __slots__ = ("seed", "step", "positions", "group", "stochastic", "params")
+
+    def __init__(self, group: dict, gi: int, positions: list[int], step: int) -> None:
+        self.stochastic = bool(group.get("stochastic_rounding", False))
+        self.params = self.stochastic
+        self.seed = int(group.get("rounding_seed", 0))
+        self.group, self.positions, self.step = gi, positions, step
+
+    @classmethod
+    def of(cls, group: dict, gi: int, bucket) -> Rounding:
+        positions = bucket.index if bucket.index is not None else range(len(bucket.params))
+        return cls(group, gi, list(positions), bucket.step)
+
+    def upcast(self, formats: tuple[str, ...], dtype: torch.dtype) -> bool:
+        """Whether the maths runs on float32 copies of low-precision parameters."""
+        return dtype in LOW_PARAMS and (self.stochastic or any(
+            f in ("float32", "int8") for f in formats))
+
+    def key(self, index: int, slot: int) -> int | None:
+        """The noise key of the bucket's `index`-th tensor, state slot `slot` (or the
+        parameter, `PARAM_SLOT`), at this step; None when rounding is to nearest."""
+        if not self.stochastic:
+            return None
+        tensor = ((self.group << 20) + self.positions[index]) * 32 + slot
+        return noise_key(self.seed, self.step, tensor)

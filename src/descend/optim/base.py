@@ -105,6 +105,16 @@ class RuleOptimizer(torch.optim.Optimizer):
         foreach, fused, capturable, differentiable: torch's execution flags, accepted for
             drop-in use and mapped onto backends (see `resolve_backend`); kept in the param
             groups as torch keeps them.
+        state_dtype: how the rule's moments are stored: None (default: in the parameter's
+            dtype, as torch), ``"float32"``, ``"bfloat16"`` or ``"int8"`` (8-bit block
+            codes; see `descend.backends.precision`). Only keys a rule declares
+            `low_precision` go below float32; parameters under 4096 elements and 1-D ones
+            keep float32 moments under ``"int8"``. Per group, like any hyperparameter;
+            `set_hyperparameter("state_dtype", ...)` converts existing state.
+        stochastic_rounding: round bfloat16 stores (state, and bfloat16 parameters, whose
+            maths then runs in float32) stochastically instead of to nearest, so that small
+            updates are not lost; reproducible from `rounding_seed` (default: derived from
+            `torch.initial_seed()`, so the same seed gives the same numbers).
         **defaults: the hyperparameters the rule reads (``lr`` and whatever else). ``lr``
             may be a 0-D tensor, as in torch; its value is read at every step.
 
@@ -128,7 +138,9 @@ class RuleOptimizer(torch.optim.Optimizer):
     def __init__(self, params: ParamsT, rule: Rule | None = None, *,
                  nonfinite: str = "ignore", backend: str = "auto", foreach: bool | None = None,
                  fused: bool | None = None, capturable: bool = False,
-                 differentiable: bool = False, **defaults: Any) -> None:
+                 differentiable: bool = False, state_dtype: str | None = None,
+                 stochastic_rounding: bool = False, rounding_seed: int | None = None,
+                 **defaults: Any) -> None:
         owner = type(self).__name__
         if rule is None and type(self).recipe is RuleOptimizer.recipe:
             raise TypeError(f"{owner}: pass a rule, or subclass and define recipe(group)")
@@ -141,7 +153,10 @@ class RuleOptimizer(torch.optim.Optimizer):
         self.backend = resolve_backend(owner, backend, foreach, fused, capturable,
                                        differentiable)
         defaults.update(foreach=foreach, fused=fused, capturable=capturable,
-                        differentiable=differentiable)
+                        differentiable=differentiable, state_dtype=state_dtype,
+                        stochastic_rounding=stochastic_rounding,
+                        rounding_seed=torch.initial_seed() % 2**31 if rounding_seed is None
+                        else rounding_seed)
         self._rule = rule
         self.nonfinite = nonfinite
         self._executor = Executor(self.backend)
@@ -321,17 +336,27 @@ class RuleOptimizer(torch.optim.Optimizer):
         state_dict["param_groups"] = [
             {**{k: v for k, v in m.items() if k != "params"}, **s}
             for m, s in zip(mine, saved_groups)]
-        # torch casts every saved tensor but `step` to its parameter's dtype, which would
-        # round a carried scalar (NAdam's mu_product) to float32 for float32 parameters:
-        # carried scalars go in as the numbers they are.
+        # torch casts every saved tensor but `step` to its parameter's dtype. That would round
+        # a carried scalar (NAdam's mu_product) to float32 for float32 parameters, and turn
+        # 8-bit codes and their block scales into garbage: descend's tensors go in as saved
+        # (moved to their parameter's device), carried scalars as the numbers they are.
         carried = {name for group in state_dict["param_groups"]
                    for name in self.recipe(group).carry_names}
-        if carried:
-            state_dict["state"] = {
-                k: {n: float(v.item()) if n in carried and isinstance(v, Tensor) else v
-                    for n, v in s.items()} if isinstance(s, dict) else s
-                for k, s in state_dict["state"].items()}
+        kept: dict[Any, dict[str, Tensor]] = {}
+        state_dict["state"] = {
+            k: {n: float(v.item()) if n in carried and isinstance(v, Tensor) else v
+                for n, v in s.items()} if isinstance(s, dict) else s
+            for k, s in state_dict["state"].items()}
+        for k, s in state_dict["state"].items():
+            if isinstance(s, dict):
+                kept[k] = {n: v for n, v in s.items() if isinstance(v, Tensor) and n != "step"}
+        ids = {saved_id: p for saved, group in zip(saved_groups, mine)
+               for saved_id, p in zip(saved["params"], group["params"])}
         super().load_state_dict(state_dict)
+        for saved_id, tensors in kept.items():
+            p = ids.get(saved_id)
+            if p is not None and p in self.state:
+                self.state[p].update({n: v.to(p.device) for n, v in tensors.items()})
         for gi, group in enumerate(self.param_groups):
             group.pop("schedules", None)  # descend 0.1 kept schedule objects in groups
             if legacy is not None:

@@ -90,11 +90,26 @@ def boolean(owner: str, name: str, value: Any) -> None:
         raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
 
 
+def state_dtype(owner: str, name: str, value: Any) -> None:
+    allowed = (None, "float32", "bfloat16", "int8")
+    if value not in allowed:
+        raise ValueError(f"{owner}: {name} must be None, 'float32', 'bfloat16' or 'int8', "
+                         f"got {value!r}")
+
+
+def seed(owner: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValueError(f"{owner}: {name} must be an integer >= 0, got {value!r}")
+
+
 Check = Callable[[str, str, Any], None]
 
 # Hyperparameter name -> its check. Names follow torch.optim, so one table serves all.
 CHECKS: dict[str, Check] = {
     "lr": non_negative,
+    "state_dtype": state_dtype,
+    "stochastic_rounding": boolean,
+    "rounding_seed": seed,
     "momentum": unit_interval,
     "dampening": closed_unit_interval,
     "alpha": unit_interval,

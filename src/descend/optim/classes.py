@@ -27,6 +27,9 @@ class Options(TypedDict, total=False):
     differentiable: bool
     nonfinite: str
     backend: str
+    state_dtype: str | None
+    stochastic_rounding: bool
+    rounding_seed: int | None
 
 
 class SGD(RuleOptimizer):

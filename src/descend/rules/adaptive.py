@@ -25,7 +25,7 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0) -> Rule:
         return g / (s.sqrt() + ctx.eps), {"sum": s}
 
     return Rule("scale_by_adagrad", update, init=filled("sum", initial_accumulator_value),
-                state=("sum",))
+                state=("sum",), low_precision=(("sum", "nonnegative"),))
 
 
 def scale_by_rms(centered: bool = False, eps_inside_sqrt: bool = False) -> Rule:
@@ -54,7 +54,8 @@ def scale_by_rms(centered: bool = False, eps_inside_sqrt: bool = False) -> Rule:
         return g / rms, new_state
 
     keys = ("square_avg", "grad_avg") if centered else ("square_avg",)
-    return Rule("scale_by_rms", update, init=zeros(*keys), state=keys)
+    signs = (("square_avg", "nonnegative"), ("grad_avg", "signed"))[:len(keys)]
+    return Rule("scale_by_rms", update, init=zeros(*keys), state=keys, low_precision=signs)
 
 
 def scale_by_adam(amsgrad: bool = False, bias_correction: bool = True) -> Rule:
@@ -98,7 +99,9 @@ def scale_by_adam(amsgrad: bool = False, bias_correction: bool = True) -> Rule:
 
     keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
     return Rule("scale_by_adam", update, init=zeros(*keys), prepare=prepare, state=keys,
-                provides=("inv_bias_correction1", "inv_bias_correction2_sqrt"))
+                provides=("inv_bias_correction1", "inv_bias_correction2_sqrt"),
+                low_precision=(("exp_avg", "signed"), ("exp_avg_sq", "nonnegative"),
+                               ("max_exp_avg_sq", "nonnegative"))[:len(keys)])
 
 
 def scale_by_lion() -> Rule:
@@ -118,4 +121,5 @@ def scale_by_lion() -> Rule:
         d = m.lerp(g, 1 - beta1).sign()
         return d, {"exp_avg": m.lerp(g, 1 - beta2)}
 
-    return Rule("scale_by_lion", update, init=zeros("exp_avg"), state=("exp_avg",))
+    return Rule("scale_by_lion", update, init=zeros("exp_avg"), state=("exp_avg",),
+                low_precision=(("exp_avg", "signed"),))

@@ -24,6 +24,12 @@ What a rule may keep, and what it must declare so that every backend runs it cor
   optimizer's state, next to ``step``, so it resumes from a state dict exactly. An initial
   value of None means "not known before the first step": `prepare` then sees None and
   supplies the first value itself (ASGD's ``eta`` starts at the group's lr).
+- ``low_precision``: the state keys that may be stored below float32 (``state_dtype`` of
+  the optimizer: bfloat16, or 8-bit block codes), each with its sign, ``"signed"`` or
+  ``"nonnegative"`` (second moments, accumulators: their 8-bit codes spend the sign bit on
+  range). Moments tolerate a few percent of relative error; copies of the parameter
+  (Polyak averages, Schedule-Free's iterates) and step sizes do not, so a key not listed
+  here is always kept in the parameter's dtype.
 - ``provides``: the names of the per-step scalars `prepare` returns. `chain` refuses two
   rules that provide the same name, as it refuses clashing state keys.
 - ``reduction``: ``"none"`` when every output element depends only on the same element of
@@ -136,6 +142,7 @@ class Rule:
     prepare: PrepareFn | None = None
     state: tuple[str, ...] = ()
     carry: tuple[tuple[str, float | None], ...] = ()
+    low_precision: tuple[tuple[str, str], ...] = ()
     provides: tuple[str, ...] = ()
     reduction: str = "none"
     parts: tuple[Rule, ...] = field(default=(), repr=False, compare=False)
@@ -145,6 +152,11 @@ class Rule:
         if self.reduction not in REDUCTIONS:
             raise ValueError(f"rule {self.name!r}: reduction must be one of "
                              f"{', '.join(map(repr, REDUCTIONS))}, got {self.reduction!r}")
+        for key, sign in self.low_precision:
+            if key not in self.state or sign not in ("signed", "nonnegative"):
+                raise ValueError(f"rule {self.name!r}: low_precision entry ({key!r}, {sign!r}) "
+                                 "must name one of its state keys and 'signed' or "
+                                 "'nonnegative'")
         if (self.carry or self.provides) and self.prepare is None:
             raise ValueError(f"rule {self.name!r} declares carry or provides but has no "
                              "prepare function to compute them")
@@ -218,6 +230,7 @@ def chain(*rules: Rule | None) -> Rule:
         prepare=prepare if preparers else None,
         state=tuple(key for rule in parts for key in rule.state),
         carry=tuple(item for rule in parts for item in rule.carry),
+        low_precision=tuple(item for rule in parts for item in rule.low_precision),
         provides=tuple(name for rule in parts for name in rule.provides),
         reduction=_widest(rule.reduction for rule in parts),
         parts=tuple(parts),

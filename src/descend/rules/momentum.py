@@ -55,7 +55,8 @@ def heavy_ball(nesterov: bool = False) -> Rule:
 
     name = "heavy_ball_nesterov" if nesterov else "heavy_ball"
     return Rule(name, update, init=zeros("momentum_buffer"), prepare=prepare,
-                state=("momentum_buffer",), provides=("heavy_ball_gain",))
+                state=("momentum_buffer",), provides=("heavy_ball_gain",),
+                low_precision=(("momentum_buffer", "signed"),))
 
 
 def ema_momentum(nesterov: bool = False) -> Rule:
@@ -77,4 +78,5 @@ def ema_momentum(nesterov: bool = False) -> Rule:
         return d, {"momentum_buffer": v}
 
     name = "ema_momentum_nesterov" if nesterov else "ema_momentum"
-    return Rule(name, update, init=zeros("momentum_buffer"), state=("momentum_buffer",))
+    return Rule(name, update, init=zeros("momentum_buffer"), state=("momentum_buffer",),
+                low_precision=(("momentum_buffer", "signed"),))

@@ -68,7 +68,8 @@ def scale_by_nadam() -> Rule:
                 prepare=prepare, state=("exp_avg", "exp_avg_sq"),
                 carry=(("mu_product", 1.0),),
                 provides=("nadam_grad_coef", "nadam_momentum_coef",
-                          "nadam_inv_bias_correction2_sqrt"))
+                          "nadam_inv_bias_correction2_sqrt"),
+                low_precision=(("exp_avg", "signed"), ("exp_avg_sq", "nonnegative")))
 
 
 def scale_by_radam() -> Rule:
@@ -117,7 +118,8 @@ def scale_by_radam() -> Rule:
 
     return Rule("scale_by_radam", update, init=zeros("exp_avg", "exp_avg_sq"),
                 prepare=prepare, state=("exp_avg", "exp_avg_sq"),
-                provides=("radam_inv_bias_correction1", "radam_adaptive", "radam_plain"))
+                provides=("radam_inv_bias_correction1", "radam_adaptive", "radam_plain"),
+                low_precision=(("exp_avg", "signed"), ("exp_avg_sq", "nonnegative")))
 
 
 def scale_by_adamax() -> Rule:
@@ -143,7 +145,8 @@ def scale_by_adamax() -> Rule:
         return m / u * ctx.adamax_inv_bias_correction1, {"exp_avg": m, "exp_inf": u}
 
     return Rule("scale_by_adamax", update, init=zeros("exp_avg", "exp_inf"), prepare=prepare,
-                state=("exp_avg", "exp_inf"), provides=("adamax_inv_bias_correction1",))
+                state=("exp_avg", "exp_inf"), provides=("adamax_inv_bias_correction1",),
+                low_precision=(("exp_avg", "signed"), ("exp_inf", "nonnegative")))
 
 
 def scale_by_adadelta() -> Rule:
@@ -167,7 +170,8 @@ def scale_by_adadelta() -> Rule:
         return d, {"square_avg": s, "acc_delta": addcmul(a * rho, d, d, 1 - rho)}
 
     return Rule("scale_by_adadelta", update, init=zeros("square_avg", "acc_delta"),
-                state=("square_avg", "acc_delta"))
+                state=("square_avg", "acc_delta"),
+                low_precision=(("square_avg", "nonnegative"), ("acc_delta", "nonnegative")))
 
 
 def scale_by_asgd() -> Rule:
@@ -258,4 +262,5 @@ def scale_by_rprop() -> Rule:
         return g.sign() * delta * -1.0, {"prev": g, "step_size": delta}
 
     return Rule("scale_by_rprop", update, init=zeros("prev", "step_size"), prepare=prepare,
-                state=("prev", "step_size"), provides=("rprop_initial_step_size",))
+                state=("prev", "step_size"), provides=("rprop_initial_step_size",),
+                low_precision=(("prev", "signed"),))
