@@ -59,7 +59,7 @@ def test_low_precision_state_tracks_float32(case, state_dtype):
         travelled = (p.detach() - start).abs().max()
         assert (p - q).abs().max() <= share * travelled + 1e-6
     weight, bias = opt.state[low[0]], opt.state[low[1]]
-    for key, sign in opt.recipe(opt.param_groups[0]).low_precision:
+    for key, _ in opt.recipe(opt.param_groups[0]).low_precision:
         if state_dtype == "int8":
             assert weight[key].dtype == torch.uint8 and P.absmax_key(key) in weight
             assert bias[key].dtype == torch.float32  # 1-D: kept in float32
