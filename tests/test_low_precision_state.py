@@ -169,3 +169,24 @@ def test_bad_precision_options_are_named():
         descend.Adam(_params(), stochastic_rounding="yes")
     with pytest.raises(ValueError, match="rounding_seed must be an integer"):
         descend.Adam(_params(), rounding_seed=-1)
+
+
+def test_native_kernels_round_with_the_same_noise_and_codes_as_torch_ops():
+    """Where the maths is exact (SGD, lr a power of two, gradient 1), the native kernel and
+    the decoded torch path must store bit for bit the same bfloat16 parameters (the hash of
+    the stochastic rounding) and 8-bit momentum codes."""
+    results = []
+    for backend in ("foreach", "native"):
+        w = (torch.linspace(-3, 3, 96 * 64).view(96, 64)).to(torch.bfloat16).requires_grad_()
+        opt = descend.SGD([w], lr=2.0**-12, momentum=0.5, stochastic_rounding=True,
+                          rounding_seed=11, state_dtype="int8", backend=backend)
+        for _ in range(4):
+            w.grad = torch.ones_like(w)
+            opt.step()
+        results.append((w.detach().clone(), dict(opt.state[w])))
+        if backend == "native":
+            assert any(k is not None for k in opt._executor.native.values())
+    (w_ref, s_ref), (w_nat, s_nat) = results
+    assert torch.equal(w_ref, w_nat)
+    assert torch.equal(s_ref["momentum_buffer"], s_nat["momentum_buffer"])
+    assert torch.equal(s_ref["momentum_buffer.absmax"], s_nat["momentum_buffer.absmax"])

@@ -91,8 +91,8 @@ class Executor:
         real = torch.view_as_real(bucket.params[0]) if bucket.kind == "complex" else \
             bucket.params[0]
         if self.name in ("auto", "native") and real.device.type == "cpu" and (
-                real.dtype in native.DTYPES and native.available()):
-            return "native"
+                real.dtype in (*native.DTYPES, torch.bfloat16) and native.available()):
+            return "native"  # bfloat16 parameters: only with low-precision state (_storage)
         if self.name in ("auto", "fused") and fused.supports(rule.fused, real.dtype,
                                                              real.device):
             return "torch"
@@ -165,11 +165,14 @@ class Executor:
         compute = torch.float32 if upcast else params[0].dtype
         work_params = [p.float() for p in params] if upcast else params
         work_grads = [g.float() for g in grads] if upcast else grads
+        # With the maths in float32, state kept in the parameter's dtype is copied too.
+        formats = [precision.param_format(params[0]) if fmt == "param" and upcast else fmt
+                   for fmt in bucket.formats]
         states = {key: [precision.read(s, key, signs.get(key)).to(compute)
                         if fmt != "param" else s[key] for s in bucket.states]
-                  for key, fmt in zip(rule.state, bucket.formats)}
+                  for key, fmt in zip(rule.state, formats)}
         self._compute(route, rule, bucket, work_params, work_grads, states, ctx, maximize)
-        for slot, (key, fmt) in enumerate(zip(rule.state, bucket.formats)):
+        for slot, (key, fmt) in enumerate(zip(rule.state, formats)):
             if fmt == "param":
                 continue
             for i, s in enumerate(bucket.states):
@@ -188,20 +191,33 @@ class Executor:
         that differ). Everything non-numeric the maths read is fixed in a traced kernel: the
         kernel is rebuilt when one of those values changes, and ``fresh`` (the first step may
         trace differently) is part of the key."""
-        if rounding is not None:
-            return False  # low-precision formats run on the decoded path
-        key = (id(rule), params[0].dtype, maximize, bucket.fresh, tuple(sorted(ctx.__dict__)))
+        layout = _storage(rule, bucket, params[0].dtype, rounding)
+        if layout is None:
+            return False
+        compute, storage, stochastic = layout
+        key = (id(rule), compute, maximize, bucket.fresh, tuple(sorted(ctx.__dict__)),
+               tuple(sorted(storage.items())), stochastic)
         kernel = self.native.get(key, False)
         if kernel is False or (kernel is not None and not kernel.valid_for(ctx)):
             try:
-                kernel = native.Kernel(native.Traced(rule, ctx, maximize), params[0].dtype)
+                kernel = native.Kernel(native.Traced(rule, ctx, maximize), compute, storage,
+                                       stochastic)
             except native.Unsupported:
                 kernel = None
             self.native[key] = kernel
         if kernel is None:
             return False
+        scales, keys = [], []
+        if rounding is not None:
+            slots = ["p", "g", *(f"s{j}" for j in range(len(rule.state)))]
+            states_of = bucket.states
+            scales = [[s[precision.absmax_key(k)] for s in states_of]
+                      for j, k in enumerate(rule.state) if storage.get(f"s{j}", "")[:4] == "int8"]
+            for slot in (s for s in slots if s in stochastic):
+                index = precision.PARAM_SLOT if slot == "p" else int(slot[1:])
+                keys += [rounding.key(i, index) for i in range(len(params))]
         try:
-            kernel([params, grads, *states.values()], ctx)
+            kernel([params, grads, *states.values()], ctx, scales, keys)
         except native.Unsupported:
             return False
         return True
@@ -212,6 +228,36 @@ class Executor:
             t = self._steps[device] = torch.zeros((), dtype=torch.float32, device=device)
         t.fill_(step)
         return t
+
+
+def _storage(rule: Rule, bucket: Bucket, dtype: torch.dtype,
+             rounding: precision.Rounding | None) -> tuple | None:
+    """How a native kernel sees a bucket: its compute dtype, the slots stored in another
+    format, and the bfloat16 slots rounded stochastically; None where it cannot run."""
+    if rounding is None:
+        return (dtype, {}, frozenset()) if dtype in native.DTYPES else None
+    signs = dict(rule.low_precision)
+    if dtype == torch.bfloat16:
+        compute = torch.float32
+        storage = {"p": "bfloat16", "g": "bfloat16"}
+    elif dtype in native.DTYPES:
+        compute, storage = dtype, {}
+    else:
+        return None
+    stochastic = {"p"} if rounding.params and dtype == torch.bfloat16 else set()
+    for j, (key, fmt) in enumerate(zip(rule.state, bucket.formats)):
+        slot = f"s{j}"
+        if fmt == "param":
+            fmt = "bfloat16" if dtype == torch.bfloat16 else "T"
+        if fmt == "int8":
+            storage[slot] = f"int8-{signs.get(key, 'signed')}"
+        elif fmt == "bfloat16":
+            storage[slot] = "bfloat16"
+            if rounding.stochastic:
+                stochastic.add(slot)
+        elif fmt == "float32" and compute == torch.float64:
+            storage[slot] = "float"
+    return compute, storage, frozenset(stochastic)
 
 
 def _views(bucket: Bucket, grads: list[Tensor], keys: tuple[str, ...]):

@@ -312,8 +312,12 @@ _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<",
            "le": "<="}
 
 
-def emit_c(traced: Traced, dtype: torch.dtype) -> str:
-    """C source of `run(count, sizes, pointers, scalars)` for `traced` in `dtype`."""
+def emit_c(traced: Traced, dtype: torch.dtype, storage: dict[str, str] | None = None,
+           stochastic: set[str] = frozenset()) -> str:
+    """C source of `run(count, sizes, pointers, scalars, keys)` for `traced`, computing in
+    `dtype`. `storage` gives the slots stored otherwise ("float", "bfloat16",
+    "int8-signed", "int8-nonnegative"); `stochastic` the bfloat16 slots rounded
+    stochastically (one hash key per tensor and slot)."""
     ctype, suffix = DTYPES[dtype]
     math = {"sqrt": f"sqrt{suffix}", "exp": f"exp{suffix}", "log": f"log{suffix}",
             "abs": f"fabs{suffix}", "pow": f"pow{suffix}"}
@@ -333,7 +337,6 @@ def emit_c(traced: Traced, dtype: torch.dtype) -> str:
             return casts[id(node)]
         return name
 
-    inputs = traced.slots
     for i, node in enumerate(order):
         if node.op == "in":
             names[id(node)] = f"x_{node.args[0]}"
@@ -382,18 +385,135 @@ def emit_c(traced: Traced, dtype: torch.dtype) -> str:
         line = f"{'    ' if element else '  '}const {t} v{i} = {expr};"
         (body if element else prologue).append(line)
     read = {n.args[0] for n in order if n.op == "in"}
-    loads = [f"    const {ctype} x_{name} = {name}[i];" for name in inputs if name in read]
-    stores = [f"    {name}[i] = {ref(node, True)};" for name, node in traced.outputs]
-    params = ", ".join(f"{ctype}* restrict {name}" for name in inputs)
-    args = ", ".join(f"({ctype}*)ptr[{j} * count + t]" for j in range(len(inputs)))
+    return _assemble(traced, ctype, prologue, body, read, ref, storage or {}, stochastic)
+
+
+# How a slot's elements are stored, when not in the compute type: C pointer type, and the
+# code that loads element i into `x_<slot>` and stores a value into it.
+_STORAGE_TYPES = {"T": None, "float": "float", "bfloat16": "uint16_t", "int8-signed": "uint8_t",
+                  "int8-nonnegative": "uint8_t"}
+
+_HELPERS = """
+#include <string.h>
+static inline float bf16_load(uint16_t h) {
+  uint32_t b = (uint32_t)h << 16; float f; memcpy(&f, &b, 4); return f;
+}
+static inline uint16_t bf16_nearest(float f) {
+  uint32_t b; memcpy(&b, &f, 4);
+  if (f != f) return 0x7FC0u;
+  return (uint16_t)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+}
+static inline uint32_t mix32(uint32_t h) {
+  h ^= h >> 16; h *= 0x7FEB352Du; h ^= h >> 15; h *= 0x846CA68Bu; return h ^ (h >> 16);
+}
+static inline uint16_t bf16_stochastic(float f, uint32_t i, uint32_t key) {
+  uint32_t b; memcpy(&b, &f, 4);
+  if (!isfinite(f)) return (uint16_t)(b >> 16);
+  return (uint16_t)((b + (mix32(i + key) & 0xFFFFu)) >> 16);
+}
+"""
+
+
+def _codec(layout: str) -> str:
+    """C encoder and decoder of an 8-bit layout, bit for bit those of `precision`."""
+    from .precision import LAYOUTS
+
+    exp_bits, man_bits = LAYOUTS[layout]
+    shift, bias = 23 - man_bits, 127 - (1 << exp_bits) + 1
+    half, mask = (1 << (shift - 1)) - 1, (1 << man_bits) - 1
+    signed = layout == "signed"
+    name = layout.replace("nonnegative", "u").replace("signed", "s")
+    mag = "(c & 0x7Fu)" if signed else "(uint32_t)c"
+    return f"""
+static inline float q8{name}_load(uint8_t c, float a) {{
+  uint32_t m = {mag};
+  uint32_t b = (((m >> {man_bits}) + {bias}u) << 23) | ((m & {mask}u) << {shift});
+  float v; memcpy(&v, &b, 4); v = m ? v : 0.0f;
+  return ({"(c & 0x80u) ? -v : v" if signed else "v"}) * a;
+}}
+static inline uint8_t q8{name}_store(float x, float d) {{
+  float q = fabsf(x / d); uint32_t b; memcpy(&b, &q, 4);
+  uint32_t r = b + {half}u + ((b >> {shift}) & 1u);
+  int32_t e = (int32_t)(r >> 23) - {bias};
+  uint32_t code = e > 0 ? (((uint32_t)e << {man_bits}) | ((r >> {shift}) & {mask}u)) : 0u;
+  return (uint8_t)({"code | (x < 0 ? 0x80u : 0u)" if signed else "code"});
+}}
+"""
+
+
+def _assemble(traced: Traced, ctype: str, prologue: list[str], body: list[str], read: set,
+              ref: Any, storage: dict[str, str], stochastic: set[str]) -> str:
+    slots = traced.slots
+    kinds = {slot: storage.get(slot, "T") for slot in slots}
+    quantized = [s for s in slots if kinds[s].startswith("int8")]
+    indent = "      " if quantized else "    "
+    loads, stores, buffers, requantize = [], [], [], []
+    for slot in slots:
+        kind = kinds[slot]
+        if slot not in read:
+            continue
+        if kind == "T":
+            loads.append(f"{indent}const {ctype} x_{slot} = {slot}[i];")
+            continue
+        if kind == "float":
+            expr = f"{slot}[i]"
+        elif kind == "bfloat16":
+            expr = f"bf16_load({slot}[i])"
+        else:
+            expr = f"q8{'s' if kind.endswith('signed') and 'non' not in kind else 'u'}" \
+                   f"_load({slot}[i], a_{slot})"
+        loads.append(f"{indent}const {ctype} x_{slot} = ({ctype}){expr};")
+    keys = [slot for slot in slots if slot in stochastic]
+    for slot, node in traced.outputs:
+        kind, value = kinds[slot], ref(node, True)
+        if kind in ("T", "float"):
+            stores.append(f"{indent}{slot}[i] = {value};")
+        elif kind == "bfloat16" and slot in stochastic:
+            stores.append(f"{indent}{slot}[i] = bf16_stochastic((float){value}, "
+                          f"(uint32_t)i, key_{slot});")
+        elif kind == "bfloat16":
+            stores.append(f"{indent}{slot}[i] = bf16_nearest((float){value});")
+        else:
+            code = "s" if "non" not in kind else "u"
+            stores.append(f"{indent}o_{slot}[j] = (float){value};")
+            buffers.append(f"    float o_{slot}[256];")
+            requantize += [
+                f"    float m_{slot} = 0.0f;",
+                f"    for (int64_t j = 0; j < bn; ++j) {{ float v = fabsf(o_{slot}[j]); "
+                f"m_{slot} = (v > m_{slot} || v != v) ? v : m_{slot}; }}",
+                f"    {slot}_a[b0 >> 8] = m_{slot};",
+                f"    const float d_{slot} = m_{slot} > 0 ? m_{slot} : 1.0f;",
+                f"    for (int64_t j = 0; j < bn; ++j) {slot}[b0 + j] = "
+                f"q8{code}_store(o_{slot}[j], d_{slot});"]
+    pointer = {k: (ctype if k == "T" else _STORAGE_TYPES[k]) for k in set(kinds.values())}
+    params = [f"{pointer[kinds[s]]}* restrict {s}" for s in slots]
+    params += [f"float* restrict {s}_a" for s in quantized]
+    params += ["const double* restrict c"] + [f"uint32_t key_{s}" for s in keys]
+    args = [f"({pointer[kinds[s]]}*)ptr[{j} * count + t]" for j, s in enumerate(slots)]
+    args += [f"(float*)ptr[{len(slots) + j} * count + t]" for j in range(len(quantized))]
+    args += ["c"] + [f"key[{j} * count + t]" for j in range(len(keys))]
+    if quantized:
+        loop = [
+            "  for (int64_t b0 = 0; b0 < n; b0 += 256) {",
+            "    const int64_t bn = n - b0 < 256 ? n - b0 : 256;",
+            *[f"    const float a_{s} = {s}_a[b0 >> 8];" for s in quantized],
+            *buffers,
+            "    for (int64_t j = 0; j < bn; ++j) {",
+            "      const int64_t i = b0 + j;",
+            *loads, *[("  " + line) for line in body], *stores, "    }",
+            *requantize, "  }"]
+    else:
+        loop = ["  for (int64_t i = 0; i < n; ++i) {", *loads, *body, *stores, "  }"]
+    codecs = [_codec("signed" if "non" not in k else "nonnegative")
+              for k in sorted({kinds[s] for s in quantized})]
     lines = [
-        "#include <math.h>", "#include <stdint.h>", "",
-        f"static void one(int64_t n, {params}, const double* restrict c) {{",
-        *prologue,
-        "  for (int64_t i = 0; i < n; ++i) {", *loads, *body, *stores, "  }", "}", "",
-        "void run(int64_t count, const int64_t* n, void** ptr, const double* c) {",
+        "#include <math.h>", "#include <stdint.h>", _HELPERS, *codecs,
+        f"static void one(int64_t n, {', '.join(params)}) {{",
+        *prologue, *loop, "}", "",
+        "void run(int64_t count, const int64_t* n, void** ptr, const double* c, "
+        "const uint32_t* key) {",
         "  for (int64_t t = 0; t < count; ++t) {",
-        f"    one(n[t], {args}, c);",
+        f"    one(n[t], {', '.join(args)});",
         "  }", "}", ""]
     return "\n".join(lines)
 
@@ -469,20 +589,37 @@ def load(source: str) -> Any:
             run = ctypes.CDLL(str(target)).run
         except OSError as e:  # e.g. a cache on a filesystem mounted noexec
             raise Unsupported(f"the compiled kernel could not be loaded: {e}") from e
-        run.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        run.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                        ctypes.c_void_p]
         run.restype = None
         _libraries[key] = run
         return run
 
 
-class Kernel:
-    """A native kernel for one traced rule and dtype, called on a bucket's tensors."""
+_SLOT_DTYPES = {"float": torch.float32, "bfloat16": torch.bfloat16,
+                "int8-signed": torch.uint8, "int8-nonnegative": torch.uint8}
 
-    def __init__(self, traced: Traced, dtype: torch.dtype) -> None:
+
+class Kernel:
+    """A native kernel for one traced rule, compute dtype and storage layout, called on a
+    bucket's tensors.
+
+    `storage` maps slots stored in another dtype than the compute dtype to their format
+    (see `emit_c`); an 8-bit slot comes with its block scales, passed after the slots.
+    """
+
+    def __init__(self, traced: Traced, dtype: torch.dtype,
+                 storage: dict[str, str] | None = None,
+                 stochastic: frozenset[str] = frozenset()) -> None:
         self.names = traced.names
         self.fixed = traced.fixed
-        self.run = load(emit_c(traced, dtype))
+        storage = storage or {}
+        self.run = load(emit_c(traced, dtype, storage, stochastic))
         self.dtype = dtype
+        self.dtypes = [_SLOT_DTYPES.get(storage.get(slot, "T"), dtype) for slot in traced.slots]
+        self.quantized = [i for i, slot in enumerate(traced.slots)
+                          if storage.get(slot, "").startswith("int8")]
+        self.stochastic = [i for i, slot in enumerate(traced.slots) if slot in stochastic]
         self._sizes: list[int] = []
         self._sizes_array = array("q")
         self._states: list[Tensor] = []
@@ -492,39 +629,51 @@ class Kernel:
         values = ctx.__dict__
         return all(values.get(k, _MISSING) == v for k, v in self.fixed.items())
 
-    def __call__(self, tensors: Sequence[Sequence[Tensor]], ctx: Context) -> None:
-        """`tensors`: per input slot (p, g, s0, ...), the bucket's tensors in order.
+    def __call__(self, tensors: Sequence[Sequence[Tensor]], ctx: Context,
+                 scales: Sequence[Sequence[Tensor]] = (), keys: Sequence[int] = ()) -> None:
+        """`tensors`: per slot (p, g, s0, ...), the bucket's tensors in order; `scales`: the
+        block scales of each 8-bit slot; `keys`: per stochastically rounded slot, one noise
+        key per tensor (slot-major).
 
         A kernel reads and writes memory directly, so every tensor must hold exactly its
-        parameter's elements, contiguously, in the kernel's dtype. What can change between
+        parameter's elements, contiguously, in its slot's dtype. What can change between
         steps is checked at every step: the gradients (new tensors at every backward), the
-        parameters' layout (``p.data = ...`` keeps the object); the state tensors, which
-        only descend creates, are checked in full (and their addresses taken) whenever one
-        is replaced, and are not resized in place.
+        parameters' layout (``p.data = ...`` keeps the object); the state tensors and
+        scales, which only descend creates, are checked in full (and their addresses taken)
+        whenever one is replaced, and are not resized in place.
         """
         params, grads, *states = tensors
         sizes = list(map(Tensor.numel, grads))
         if (sizes != self._sizes or not all(map(Tensor.is_contiguous, grads))
                 or not all(map(Tensor.is_contiguous, params))):
-            self._check(tensors, sizes)
-        state_objects = [t for ts in states for t in ts]
+            self._check(tensors, scales, sizes)
+        state_objects = [t for ts in (*states, *scales) for t in ts]
         if len(state_objects) != len(self._states) or not all(
                 map(is_, state_objects, self._states)):
-            self._check(tensors, sizes)
+            self._check(tensors, scales, sizes)
             self._states = state_objects
             self._state_pointers = array("Q", list(map(Tensor.data_ptr, state_objects)))
         # One list then one array: array.extend over an iterator costs ten times more.
         pointers = array("Q", [*map(Tensor.data_ptr, params), *map(Tensor.data_ptr, grads)])
         pointers += self._state_pointers
         scalars = array("d", scalar_values(ctx, self.names) or [0.0])
+        noise = array("I", keys or [0])
         self.run(len(params), self._sizes_array.buffer_info()[0], pointers.buffer_info()[0],
-                 scalars.buffer_info()[0])
+                 scalars.buffer_info()[0], noise.buffer_info()[0])
 
-    def _check(self, tensors: Sequence[Sequence[Tensor]], sizes: list[int]) -> None:
-        for ts in tensors:
+    def _check(self, tensors: Sequence[Sequence[Tensor]], scales: Sequence[Sequence[Tensor]],
+               sizes: list[int]) -> None:
+        for ts, dtype in zip(tensors, self.dtypes):
             if (list(map(Tensor.numel, ts)) != sizes or not all(map(Tensor.is_contiguous, ts))
-                    or not all(map(is_, map(_dtype, ts), repeat(self.dtype)))):
+                    or not all(map(is_, map(_dtype, ts), repeat(dtype)))):
                 raise Unsupported("tensors of different sizes, layouts or dtypes")
+        from .precision import blocks
+
+        expected = [blocks(n) for n in sizes]
+        if len(scales) != len(self.quantized) or any(
+                list(map(Tensor.numel, ts)) != expected or not all(map(Tensor.is_contiguous, ts))
+                or not all(t.dtype == torch.float32 for t in ts) for ts in scales):
+            raise Unsupported("block scales that do not match their codes")
         self._sizes = sizes
         self._sizes_array = array("q", sizes)
 

@@ -158,6 +158,11 @@ def target_format(state_dtype: str | None, sign: str | None, param: Tensor) -> s
     return state_dtype
 
 
+def param_format(param: Tensor) -> str:
+    """The format name of the parameter's own dtype, for low-precision parameters."""
+    return "bfloat16" if param.dtype == torch.bfloat16 else "float16"
+
+
 def stored_format(state: dict, key: str, param: Tensor) -> str:
     value = state[key]
     if value.dtype == torch.uint8 and absmax_key(key) in state:
