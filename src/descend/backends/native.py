@@ -431,8 +431,8 @@ static inline float q8{name}_load(uint8_t c, float a) {{
   float v; memcpy(&v, &b, 4); v = m ? v : 0.0f;
   return ({"(c & 0x80u) ? -v : v" if signed else "v"}) * a;
 }}
-static inline uint8_t q8{name}_store(float x, float d) {{
-  float q = fabsf(x / d); uint32_t b; memcpy(&b, &q, 4);
+static inline uint8_t q8{name}_store(float x, float inv) {{
+  float q = fabsf(x * inv); uint32_t b; memcpy(&b, &q, 4);
   uint32_t r = b + {half}u + ((b >> {shift}) & 1u);
   int32_t e = (int32_t)(r >> 23) - {bias};
   uint32_t code = e > 0 ? (((uint32_t)e << {man_bits}) | ((r >> {shift}) & {mask}u)) : 0u;
@@ -477,14 +477,18 @@ def _assemble(traced: Traced, ctype: str, prologue: list[str], body: list[str], 
             code = "s" if "non" not in kind else "u"
             stores.append(f"{indent}o_{slot}[j] = (float){value};")
             buffers.append(f"    float o_{slot}[256];")
+            # The block's largest magnitude as an unsigned maximum of bit patterns: the same
+            # order as the floats for magnitudes, NaN above everything (as torch's amax), and
+            # a reduction the compiler vectorizes.
             requantize += [
-                f"    float m_{slot} = 0.0f;",
-                f"    for (int64_t j = 0; j < bn; ++j) {{ float v = fabsf(o_{slot}[j]); "
-                f"m_{slot} = (v > m_{slot} || v != v) ? v : m_{slot}; }}",
+                f"    uint32_t mb_{slot} = 0u;",
+                f"    for (int64_t j = 0; j < bn; ++j) {{ uint32_t b; memcpy(&b, &o_{slot}[j], 4); "
+                f"b &= 0x7FFFFFFFu; mb_{slot} = b > mb_{slot} ? b : mb_{slot}; }}",
+                f"    float m_{slot}; memcpy(&m_{slot}, &mb_{slot}, 4);",
                 f"    {slot}_a[b0 >> 8] = m_{slot};",
-                f"    const float d_{slot} = m_{slot} > 0 ? m_{slot} : 1.0f;",
+                f"    const float i_{slot} = 1.0f / (m_{slot} > 0 ? m_{slot} : 1.0f);",
                 f"    for (int64_t j = 0; j < bn; ++j) {slot}[b0 + j] = "
-                f"q8{code}_store(o_{slot}[j], d_{slot});"]
+                f"q8{code}_store(o_{slot}[j], i_{slot});"]
     pointer = {k: (ctype if k == "T" else _STORAGE_TYPES[k]) for k in set(kinds.values())}
     params = [f"{pointer[kinds[s]]}* restrict {s}" for s in slots]
     params += [f"float* restrict {s}_a" for s in quantized]

@@ -58,8 +58,10 @@ def encode(x: Tensor, layout: str) -> tuple[Tensor, Tensor]:
     flat = x.detach().reshape(-1).float()
     blocked = _pad(flat).view(-1, BLOCK)
     absmax = blocked.abs().amax(dim=1)
-    scale = torch.where(absmax > 0, absmax, torch.ones_like(absmax))
-    normalized = (blocked / scale[:, None]).abs().reshape(-1)[: flat.numel()]
+    # A multiplication by the reciprocal, as the native kernels do, so both give the same
+    # codes bit for bit.
+    inverse = 1 / torch.where(absmax > 0, absmax, torch.ones_like(absmax))
+    normalized = (blocked * inverse[:, None]).abs().reshape(-1)[: flat.numel()]
     bits = normalized.view(torch.int32).to(torch.int64)
     shift = 23 - man_bits
     half = (1 << (shift - 1)) - 1
