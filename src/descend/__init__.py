@@ -6,22 +6,42 @@ execution backend (`descend.backends`) behind a drop-in `torch.optim.Optimizer`
 """
 
 from . import recipes, rules
-from .optim import SGD, Adagrad, Adam, AdamW, Lion, Momentum, Nesterov, RMSprop, RuleOptimizer
+from .optim import (
+    LBFGS,
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    AdEMAMix,
+    Lion,
+    Momentum,
+    Nesterov,
+    Prodigy,
+    RMSprop,
+    RuleOptimizer,
+    ScheduleFreeAdamW,
+    ScheduleFreeSGD,
+)
 from .rules import Rule, chain
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LBFGS",
     "SGD",
     "Adagrad",
     "Adam",
     "AdamW",
+    "AdEMAMix",
     "Lion",
     "Momentum",
     "Nesterov",
+    "Prodigy",
     "RMSprop",
     "Rule",
     "RuleOptimizer",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
     "chain",
     "recipes",
     "rules",

@@ -154,10 +154,10 @@ class Planner:
             state = states[p]
             fresh_of[i] = fresh = ensure_state(rule, state, p)
             _convert_state(rule, state, p)
-            carry = tuple(state[name] for name in rule.carry_names)
             if rule.reduction == "group":
                 key: tuple = ("group",)
             else:
+                carry = tuple(state[name] for name in rule.carry_names)
                 key = (kind_of(p), p.dtype, p.device, state["step"], carry, fresh)
             members[key].append(i)
         buckets = []
@@ -168,7 +168,8 @@ class Planner:
                 s["step"] += 1
             whole = len(index) == len(params)
             fresh = frozenset().union(*(fresh_of[i] for i in index))
-            carry = {name: ss[0][name] for name in rule.carry_names}
+            carry = ({name: ss[0][name] for name in rule.carry_names}
+                     if key[0] != "group" else {})  # a group rule's: in the group
             buckets.append(Bucket(ps, ss, None if whole else index,
                                   "group" if key[0] == "group" else key[0],
                                   ss[0]["step"], fresh, carry))

@@ -1,7 +1,22 @@
 """Drop-in `torch.optim.Optimizer` classes built from descend's rules."""
 
 from .base import RuleOptimizer
-from .classes import SGD, Adagrad, Adam, AdamW, Lion, Momentum, Nesterov, RMSprop
+from .classes import (
+    LBFGS,
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    AdEMAMix,
+    Lion,
+    Momentum,
+    Nesterov,
+    Prodigy,
+    RMSprop,
+    ScheduleFreeAdamW,
+    ScheduleFreeSGD,
+)
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Lion", "Momentum", "Nesterov", "RMSprop",
-           "RuleOptimizer"]
+__all__ = ["LBFGS", "SGD", "AdEMAMix", "Adagrad", "Adam", "AdamW", "Lion", "Momentum",
+           "Nesterov", "Prodigy", "RMSprop", "RuleOptimizer", "ScheduleFreeAdamW",
+           "ScheduleFreeSGD"]

@@ -10,7 +10,8 @@ execution backend.
 Where descend keeps its counters. torch's tooling (torch.distributed.checkpoint, ZeRO's
 consolidation, FSDP's state-dict helpers) carries an optimizer's ``state`` and
 ``param_groups`` and nothing else, so everything descend needs to resume lives there: the
-step count and carried scalars of each parameter in ``state``; each group's schedule clock
+step count and carried scalars of each parameter in ``state`` (a group rule's carried
+scalars, such as Prodigy's ``d``, in its param group); each group's schedule clock
 (``schedule_step``), the values its schedules wrote (``scheduled``), its plateau controllers
 (``plateau``) and its skipped-step count (``skipped_steps``) in ``param_groups``, as plain
 data (see `descend.optim.scheduling`).
@@ -148,6 +149,10 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     # -- structure ---------------------------------------------------------------------
 
+    #: Checks of this class's hyperparameters that differ from the shared table
+    #: (`descend.optim.checks.CHECKS`), by name: AdEMAMix's ``betas`` is a triple.
+    checks: dict[str, Any] = {}
+
     def recipe(self, group: dict[str, Any]) -> Rule:
         """The rule to run for `group`. Subclasses build it from the group's structural
         options (momentum on/off, AMSGrad, ...); recipes are cached, so this is cheap."""
@@ -164,7 +169,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         schedules = Schedules.split(merged)
         current = {k: evaluate(v, clock) for k, v in schedules.items()}
         merged.update(current)
-        check_hyperparameters(owner, merged)
+        check_hyperparameters(owner, merged, self.checks)
         self.check_group(merged)
         params = param_group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
@@ -194,7 +199,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         owner = type(self).__name__
 
         def check(group: dict[str, Any]) -> None:
-            check_hyperparameters(owner, group)
+            check_hyperparameters(owner, group, self.checks)
             self.check_group(group)
 
         indices = range(len(self.param_groups)) if groups is None else list(groups)
@@ -219,15 +224,21 @@ class RuleOptimizer(torch.optim.Optimizer):
             closure: re-evaluates the model and returns the loss (for line-search style
                 use and torch compatibility). It runs with gradients enabled.
         """
+        groups = self.param_groups
+        rules = [self.recipe(g) for g in groups]
+        if closure is None and any(rule.closure for rule in rules):
+            raise TypeError(
+                f"{type(self).__name__}: step() needs a closure that re-evaluates the model "
+                "and returns the loss, e.g. def closure(): opt.zero_grad(); "
+                "loss = loss_fn(model(x), y); loss.backward(); return loss; then "
+                "opt.step(closure). This algorithm evaluates it several times per step")
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         # Every check runs over all groups before anything is written, so a refused or
         # skipped step changes nothing.
-        groups = self.param_groups
-        prepared = self._executor.prepare([self.recipe(g) for g in groups], groups,
-                                          self.state, type(self).__name__)
+        prepared = self._executor.prepare(rules, groups, self.state, type(self).__name__)
         if self.nonfinite != "ignore" and not self._all_finite():
             for group in groups:
                 group["skipped_steps"] += 1
@@ -240,7 +251,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         previous = torch.is_grad_enabled()
         torch._C._set_grad_enabled(self.defaults["differentiable"])
         try:
-            self._executor.run(prepared, self.state)
+            self._executor.run(prepared, self.state, closure, loss)
         finally:
             torch._C._set_grad_enabled(previous)
         for gi, group in enumerate(groups):
@@ -300,7 +311,11 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
-        sd["state"] = {k: export_state(v) for k, v in sd["state"].items()}
+        carry: dict[int, tuple[str, ...]] = {}  # by saved parameter index, torch's order
+        for group in sd["param_groups"]:
+            names = self.recipe(group).carry_names
+            carry.update(dict.fromkeys(group["params"], names))
+        sd["state"] = {k: export_state(v, carry.get(k, ())) for k, v in sd["state"].items()}
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -318,6 +333,16 @@ class RuleOptimizer(torch.optim.Optimizer):
         state_dict["param_groups"] = [
             {**{k: v for k, v in m.items() if k != "params"}, **s}
             for m, s in zip(mine, saved_groups)]
+        # Carried scalars become numbers before torch's loader sees them: it casts every
+        # floating-point tensor of a parameter's state to the parameter's dtype, which
+        # would round a float64 running product to float32 and break bitwise resume.
+        saved_state = dict(state_dict["state"])
+        for group in state_dict["param_groups"]:
+            carry = self.recipe(group).carry_names
+            for pid in group["params"] if carry else ():
+                if pid in saved_state:
+                    saved_state[pid] = import_state(saved_state[pid], carry)
+        state_dict["state"] = saved_state
         super().load_state_dict(state_dict)
         for gi, group in enumerate(self.param_groups):
             group.pop("schedules", None)  # descend 0.1 kept schedule objects in groups
@@ -328,7 +353,7 @@ class RuleOptimizer(torch.optim.Optimizer):
                 if plateau:
                     group["plateau"] = plateau[0]
             self._schedules.sync(gi, group)
-            check_hyperparameters(owner, group)
+            check_hyperparameters(owner, group, self.checks)
             self.check_group(group)
             carry = self.recipe(group).carry_names
             for p in group["params"]:

@@ -19,9 +19,14 @@ What a rule may keep, and what it must declare so that every backend runs it cor
 - ``state``: named tensors of any shape (``exp_avg``; Adafactor's row and column factors; a
   preconditioner). Created by `init` from the parameter; `update` returns new values.
 - ``carry``: named *scalar* state carried across steps, with its initial value (NAdam's
-  running product ``mu_product``, ASGD's ``eta``). `prepare` reads the previous value from
-  ``ctx`` and returns the new one under the same name; it is stored per parameter in the
-  optimizer's state, next to ``step``, so it resumes from a state dict exactly.
+  running product ``mu_product``, ASGD's ``eta``, schedule-free's ``weight_sum``). `prepare`
+  reads the previous value from ``ctx`` and returns the new one under the same name; it is
+  stored per parameter in the optimizer's state, next to ``step``, so it resumes from a
+  state dict exactly. A ``"group"`` rule's carried scalars belong to the group (Prodigy's
+  step-size estimate ``d``): they live in the param group under their names (where torch's
+  tooling carries hyperparameters, and where users log them), and besides `prepare`,
+  `update` may return their new values in its state dict, since they can depend on sums
+  over the group's tensors.
 - ``provides``: the names of the per-step scalars `prepare` returns. `chain` refuses two
   rules that provide the same name, as it refuses clashing state keys.
 - ``reduction``: ``"none"`` when every output element depends only on the same element of
@@ -31,6 +36,16 @@ What a rule may keep, and what it must declare so that every backend runs it cor
   reduces over all parameters of a group (Prodigy's d): `update` then receives
   `TensorList`s holding every parameter of the group that has a gradient, on every
   backend. No backend ever takes a reduction over a concatenation of tensors.
+- ``closure``: the rule re-evaluates the objective within a step (L-BFGS's line search).
+  It runs on the whole group like a ``"group"`` rule (which it must declare), and the
+  optimizer refuses ``step()`` without a closure. Its ``ctx`` also holds ``loss``, the
+  closure's value at this step, and ``evaluate(point) -> (loss, grads)``: the loss and
+  the gradients (a `TensorList`, valid until the next call) with the parameters set to
+  `point`, one tensor per parameter; the parameters are put back afterwards, so the rule
+  stays pure and its returned update is applied as any other. Its state is the whole
+  group's, one dict (in the state of the group's first parameter, where
+  torch.optim.LBFGS keeps its own): `update` receives that dict as ``state``, reads what
+  it needs and returns the entries to set (tensors, lists of tensors, numbers).
 
 Executing a rule (looping over tensors, writing state back, fusing) is the job of
 `descend.backends`; nothing here knows how it will be run. So that every backend can run
@@ -123,6 +138,8 @@ class Rule:
         carry: ``((name, initial value), ...)``: scalar state carried across steps.
         provides: the per-step scalar names `prepare` returns (besides `carry`).
         reduction: ``"none"`` (elementwise), ``"tensor"`` or ``"group"``.
+        closure: the rule needs the optimizer's closure (``ctx.evaluate``, ``ctx.loss``);
+            it must reduce over the group.
         fused: set by a recipe that computes exactly what one of torch's hand-written
             fused kernels computes (`descend.backends.fused.FusedKernel`); backends may then
             run that kernel instead of the generic maths.
@@ -136,6 +153,7 @@ class Rule:
     carry: tuple[tuple[str, float], ...] = ()
     provides: tuple[str, ...] = ()
     reduction: str = "none"
+    closure: bool = False
     parts: tuple[Rule, ...] = field(default=(), repr=False, compare=False)
     fused: Any = field(default=None, repr=False, compare=False)
 
@@ -143,6 +161,9 @@ class Rule:
         if self.reduction not in REDUCTIONS:
             raise ValueError(f"rule {self.name!r}: reduction must be one of "
                              f"{', '.join(map(repr, REDUCTIONS))}, got {self.reduction!r}")
+        if self.closure and self.reduction != "group":
+            raise ValueError(f"rule {self.name!r}: a closure-driven rule runs on the whole "
+                             "group; declare reduction='group'")
         if (self.carry or self.provides) and self.prepare is None:
             raise ValueError(f"rule {self.name!r} declares carry or provides but has no "
                              "prepare function to compute them")
@@ -218,6 +239,7 @@ def chain(*rules: Rule | None) -> Rule:
         carry=tuple(item for rule in parts for item in rule.carry),
         provides=tuple(name for rule in parts for name in rule.provides),
         reduction=_widest(rule.reduction for rule in parts),
+        closure=any(rule.closure for rule in parts),
         parts=tuple(parts),
     )
 
