@@ -158,11 +158,10 @@ def ademamix(weight_decay: bool = False, decoupled: bool = False, fixed: bool = 
 @cache
 def prodigy(momentum: bool = True, weight_decay: bool = False, decouple: bool = True,
             slice_p: int = 1) -> Rule:
-    """Prodigy: [L2] -> Adam with the estimated step size d (decoupled decay inside) -> lr."""
+    """Prodigy: [L2] -> Adam with the estimated step size d lr (decoupled decay inside)."""
     return chain(
         _coupled(weight_decay and not decouple),
         scale_by_prodigy(momentum, decouple=weight_decay and decouple, slice_p=slice_p),
-        scale_by_learning_rate(),
     )
 
 

@@ -35,7 +35,11 @@ What a rule may keep, and what it must declare so that every backend runs it cor
   Newton-Schulz on a matrix): backends apply it one tensor at a time; ``"group"`` when it
   reduces over all parameters of a group (Prodigy's d): `update` then receives
   `TensorList`s holding every parameter of the group that has a gradient, on every
-  backend. No backend ever takes a reduction over a concatenation of tensors.
+  backend. No backend ever takes a reduction over a concatenation of tensors. A group
+  rule runs the same way on every backend, never traced or copied, so it may update its
+  own state tensors in place (with ``torch._foreach_*_`` kernels, as torch.optim does);
+  this saves a parameter-sized temporary and a copy per state tensor, the bulk of its
+  time on large models.
 - ``closure``: the rule re-evaluates the objective within a step (L-BFGS's line search).
   It runs on the whole group like a ``"group"`` rule (which it must declare), and the
   optimizer refuses ``step()`` without a closure. Its ``ctx`` also holds ``loss``, the
@@ -130,7 +134,8 @@ class Rule:
     Attributes:
         name: short identifier, shown in errors and reprs.
         update: ``(d, state, p, ctx) -> (d', new_state)``; returns new tensors for every state
-            key it changes and must not write into its inputs.
+            key it changes and must not write into its inputs (a group rule may update its
+            state tensors in place; see the module docstring).
         init: ``p -> state``, the rule's fresh state tensors for parameter `p`.
         prepare: ``ctx -> {name: scalar}``, per-step scalars (bias corrections, a decayed lr)
             and the new values of the rule's `carry`, computed once per step in Python.

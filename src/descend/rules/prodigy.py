@@ -26,12 +26,12 @@ def scale_by_prodigy(momentum: bool = True, decouple: bool = False, slice_p: int
         d_hat = d_coef r_k / sum |s_k|
         d_{k+1} = min(max(d_max, d_hat), growth_rate d_k),  d_max = max(d_max, d_hat)
                   (and d_{k+1} >= d_hat while d_k is still d0)
-        direction = lambda_k [ m_k / (sqrt(v_k) + d_{k+1} eps) + lambda p_k ]   (decoupled)
+        u_k = -lambda_k [ m_k / (sqrt(v_k) + d_{k+1} eps) + lambda p_k ]   (decoupled decay)
 
     beta3 = ``beta3`` or sqrt(beta2) when None; ``safeguard_warmup`` uses d_k in place of
     lambda_k in s (keeps lr out of the denominator of d_hat). Without momentum (beta1 = 0)
-    the numerator is d_{k+1} g_k. The learning rate is applied after this rule, so lr scales
-    the step as d does, and it also enters the estimate, as in the package.
+    the numerator is d_{k+1} g_k. The learning rate is inside lambda_k, in the step and in
+    the estimate, as in the package: this rule returns the parameter's update u_k.
 
     d_hat needs sums over every parameter of the group, so this rule declares
     ``reduction="group"``; its estimate ``d``, ``d_max`` and ``d_numerator`` are carried
@@ -61,45 +61,50 @@ def scale_by_prodigy(momentum: bool = True, decouple: bool = False, slice_p: int
         return scalars
 
     def update(g: Any, state: State, p: Any, ctx: Context) -> tuple[Any, State]:
+        # The moments and s are updated in place, in the package's order of operations
+        # (a group rule may: see `descend.rules.base`); the other temporaries live one
+        # tensor at a time. Fresh parameter-sized temporaries cost a pass over memory each.
         beta1, beta2 = ctx.betas
         beta3, lr, d0 = ctx.prodigy_beta3, ctx.lr, ctx.d0
         d, d_max = ctx.d, ctx.d_max
         dlr = d * lr * ctx.prodigy_bias_correction
         grads, params = g.tensors, p.tensors
-        new: dict[str, list[Tensor]] = {key: list(state[key].tensors) for key in keys}
+        exp_avg_sq, s, p0 = (state[key].tensors for key in ("exp_avg_sq", "s", "p0"))
+        exp_avg = state["exp_avg"].tensors if momentum else []
         delta_numerator, d_denom = 0.0, 0.0
         if lr > 0.0:
-            s_gain = (d / d0) * d if ctx.safeguard_warmup else (d / d0) * dlr
-            for i, (gi, pi) in enumerate(zip(grads, params)):
-                sliced = gi.flatten()[::slice_p]
-                dot = torch.dot(sliced, new["p0"][i] - pi.flatten()[::slice_p])
-                delta_numerator += (d / d0) * dlr * dot.item()
-                if momentum:
-                    new["exp_avg"][i] = new["exp_avg"][i].mul(beta1).add(gi, alpha=d * (1 - beta1))
-                new["exp_avg_sq"][i] = new["exp_avg_sq"][i].mul(beta2).addcmul(
-                    gi, gi, value=d * d * (1 - beta2))
-                new["s"][i] = new["s"][i].mul(beta3).add(sliced, alpha=s_gain)
-                d_denom += new["s"][i].abs().sum().item()
-        changed = {key: type(g)(value) for key, value in new.items() if key != "p0"}
+            sliced = [t.reshape(-1)[::slice_p] for t in grads]
+            dots = [torch.dot(gi, p0i - pi.reshape(-1)[::slice_p])
+                    for gi, p0i, pi in zip(sliced, p0, params)]
+            for dot in torch.stack(dots).tolist():
+                delta_numerator += (d / d0) * dlr * dot
+            if momentum:
+                torch._foreach_mul_(exp_avg, beta1)
+                torch._foreach_add_(exp_avg, grads, alpha=d * (1 - beta1))
+            torch._foreach_mul_(exp_avg_sq, beta2)
+            torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=d * d * (1 - beta2))
+            torch._foreach_mul_(s, beta3)
+            torch._foreach_add_(s, sliced,
+                                alpha=(d / d0) * d if ctx.safeguard_warmup else (d / d0) * dlr)
+            for total in torch.stack([si.abs().sum() for si in s]).tolist():
+                d_denom += total
         if d_denom == 0:  # no progress to measure: the package leaves the parameters alone
-            return type(g)([torch.zeros_like(x) for x in params]), changed
+            return type(g)([torch.zeros_like(x) for x in params]), {}
         d_numerator = ctx.d_numerator * beta3 + delta_numerator
         d_hat = ctx.d_coef * d_numerator / d_denom
         if d == d0:
             d = max(d, d_hat)
         d_max = max(d_max, d_hat)
         d = min(d_max, d * ctx.growth_rate)
-        dbc = ctx.d * ctx.prodigy_bias_correction  # lambda_k / lr: lr is applied after this rule
-        out = []
-        for i, (gi, pi) in enumerate(zip(grads, params)):
-            denom = new["exp_avg_sq"][i].sqrt() + d * ctx.eps
-            step = (new["exp_avg"][i] * dbc / denom if momentum
-                    else gi * (dbc * d) / denom)
+        updates = []
+        for i, pi in enumerate(params):
+            u = exp_avg_sq[i].sqrt().add_(d * ctx.eps)
+            torch.div(exp_avg[i] if momentum else grads[i], u, out=u)
+            u.mul_(-dlr if momentum else -dlr * d)
             if decouple:
-                step = step + pi * (ctx.weight_decay * dbc)
-            out.append(step)
-        changed.update(d=d, d_max=d_max, d_numerator=d_numerator)
-        return type(g)(out), changed
+                u.add_(pi, alpha=-ctx.weight_decay * dlr)
+            updates.append(u)
+        return type(g)(updates), {"d": d, "d_max": d_max, "d_numerator": d_numerator}
 
     def init(p: Tensor) -> State:
         flat = p.detach().flatten()[::slice_p]
