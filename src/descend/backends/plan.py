@@ -173,8 +173,7 @@ class Planner:
             buckets.append(Bucket(ps, ss, None if whole else index,
                                   "group" if key[0] == "group" else key[0],
                                   ss[0]["step"], fresh, carry))
-        if (len(fresh_of) == len(params) and rule.reduction != "group"
-                and hasattr(states, "version")):
+        if len(fresh_of) == len(params) and hasattr(states, "version"):
             self.plans[gi] = Plan(rule, states, list(params), buckets)
         else:
             self.plans.pop(gi, None)
