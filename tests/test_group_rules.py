@@ -125,3 +125,19 @@ def test_lbfgs_state_dicts_load_both_ways(direction):
     train(second, second_params, 3, closure=True)
     for p, q in zip(params, second_params):
         torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+
+
+def test_lbfgs_refuses_a_history_that_no_longer_lines_up():
+    params = make_params()
+    opt = descend.LBFGS(params, max_iter=2)
+    train(opt, params, 2, closure=True)
+
+    def closure():
+        for p in params:
+            p.grad = None
+        loss = loss_fn(params[1:])
+        loss.backward()
+        return loss
+
+    with pytest.raises(ValueError, match="give every parameter a gradient"):
+        opt.step(closure)

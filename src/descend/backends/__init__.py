@@ -83,7 +83,10 @@ class Executor:
                 ctx = context(rule, group, bucket.step, bucket.fresh, carry)
                 if rule.closure:
                     ctx.update(_closure_context(bucket.params, closure, loss, maximize))
-                self._run(rule, bucket, bucket.grads(grads), ctx, maximize)
+                    _run_closure(rule, bucket, bucket.grads(grads), ctx, maximize,
+                                 states[group["params"][0]])
+                else:
+                    self._run(rule, bucket, bucket.grads(grads), ctx, maximize)
                 if rule.carry:
                     values = {name: ctx.get(name) for name in rule.carry_names}
                     if bucket.kind == "group":
@@ -121,15 +124,6 @@ class Executor:
         if route is None:
             route = bucket.route = self._route(rule, bucket)
         keys = rule.state
-        if route == "group" and rule.closure:
-            # The whole group's state is one dict, that of its first parameter (where
-            # torch.optim.LBFGS keeps its own); the rule returns the entries to set.
-            params = TensorList(map(real_view, bucket.params))
-            g = TensorList(map(real_view, grads))
-            update, changed = rule.update(-g if maximize else g, bucket.states[0], params, ctx)
-            bucket.states[0].update(changed)
-            params.add_(update)
-            return
         if route == "group":
             apply_rule(rule, TensorList(map(real_view, bucket.params)),
                        TensorList(map(real_view, grads)),
@@ -215,6 +209,17 @@ def _views(bucket: Bucket, grads: list[Tensor], keys: tuple[str, ...]):
         local = [[t._local_tensor for t in ts] for ts in tensors]
         return local[0], local[1], dict(zip(states, local[2:]))
     return None
+
+
+def _run_closure(rule: Rule, bucket: Bucket, grads: list[Tensor], ctx: Context,
+                 maximize: bool, state: State) -> None:
+    """A closure-driven rule: the whole group's state is one dict, that of the group's first
+    parameter (where torch.optim.LBFGS keeps its own); the rule returns the entries to set."""
+    params = TensorList(map(real_view, bucket.params))
+    g = TensorList(map(real_view, grads))
+    update, changed = rule.update(-g if maximize else g, state, params, ctx)
+    state.update(changed)
+    params.add_(update)
 
 
 def _closure_context(params: list[Tensor], closure: Callable[[], Any] | None, loss: Any,

@@ -500,10 +500,12 @@ class LBFGS(RuleOptimizer):
             return loss
         opt.step(closure)
 
-    As in torch: one param group only, parameters without a gradient count as zero
-    gradients in the line search, the state of the whole group lives in the state of its
-    first parameter (torch's layout, so state dicts load both ways), and it needs memory for
-    2 ``history_size`` copies of the parameters. A learning-rate schedule changes ``lr``
+    As in torch: one param group only, the state of the whole group lives in the state of
+    its first parameter (torch's layout, so state dicts load both ways), and it needs memory
+    for 2 ``history_size`` copies of the parameters. Parameters without a gradient when the
+    step starts sit it out (their missing gradients inside the step count as zeros, as in
+    torch); if the set changes from one step to the next, the step raises, where torch
+    would count the missing gradients as zeros. A learning-rate schedule changes ``lr``
     between steps as usual; a step itself runs many iterations at one lr. Differences:
     ``maximize`` is offered (torch's LBFGS has none), and the step's total move is added
     to the parameters at the end (torch moves them at every iteration; the two agree to

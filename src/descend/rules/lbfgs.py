@@ -65,6 +65,12 @@ def lbfgs(line_search: bool = False) -> Rule:
         if flat_grad.abs().max() <= tolerance_grad:
             return type(g)([torch.zeros_like(t) for t in params]), new
 
+        if state.get("prev_flat_grad") is not None and (
+                state["prev_flat_grad"].numel() != flat_grad.numel()):
+            raise ValueError(
+                "LBFGS: the parameters with a gradient are not those of the previous step, so "
+                "its history no longer lines up; give every parameter a gradient at every "
+                "step (torch.optim.LBFGS counts a missing gradient as zeros)")
         d, t = state.get("d"), state.get("t")
         old_dirs, old_stps = list(state.get("old_dirs") or ()), list(state.get("old_stps") or ())
         ro, H_diag = list(state.get("ro") or ()), state.get("H_diag")
