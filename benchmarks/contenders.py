@@ -5,6 +5,7 @@ package where one is installed, or a hand-written foreach version where none exi
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,6 +102,49 @@ def _lion_packages() -> dict[str, Factory]:
     return found
 
 
+def _package(module: str, make: Callable[[object], Factory]) -> dict[str, Factory]:
+    """`make(module)` -> {name: factory}, or nothing where the package is not installed."""
+    if not importlib.util.find_spec(module):
+        return {}
+    return make(importlib.import_module(module))
+
+
+def _trained(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    opt.train()  # the schedulefree package's optimizers start in eval mode
+    return opt
+
+
+def _schedulefree(cls: str, **kwargs) -> dict[str, Factory]:
+    return _package("schedulefree", lambda sf: {
+        f"schedulefree-{v}": (lambda p, v=v: _trained(getattr(sf, cls)(
+            p, foreach=v == "foreach", **kwargs))) for v in ("forloop", "foreach")})
+
+
+class WithClosure:
+    """A closure-driven optimizer stepping on a fixed ill-conditioned quadratic,
+    0.5 sum a x^2 + b x (a in [1, 100]), whose gradient is written without autograd: the
+    same objective for every contender, cheap next to the optimizer's own work."""
+
+    def __init__(self, opt: torch.optim.Optimizer, params: list[torch.Tensor]) -> None:
+        self.opt, self.params = opt, params
+        gen = torch.Generator().manual_seed(1)
+        self.a = [1 + 99 * torch.rand(p.shape, generator=gen) for p in params]
+        self.b = [torch.randn(p.shape, generator=gen) for p in params]
+
+    def closure(self) -> torch.Tensor:
+        loss = torch.zeros(())
+        with torch.no_grad():
+            for p, a, b in zip(self.params, self.a, self.b):
+                p.grad = torch.addcmul(b, a, p)
+                loss += (0.5 * p.grad + 0.5 * b).mul(p).sum()
+        return loss
+
+    def step(self) -> None:
+        self.opt.step(self.closure)
+
+
+LBFGS_ARGS = dict(lr=0.5, max_iter=3, history_size=3)
+
 ALGORITHMS = [
     Algorithm("sgd-momentum", lambda p, b: descend.SGD(p, lr=1e-3, momentum=0.9, backend=b),
               1, _torch_variants(lambda p, **k: T.SGD(p, lr=1e-3, momentum=0.9, **k))),
@@ -148,6 +192,21 @@ ALGORITHMS = [
               "t0=0: averaging on, as it is after t0 steps in a long run"),
     Algorithm("rprop", lambda p, b: descend.Rprop(p, lr=1e-3, backend=b), 2,
               _torch_variants(lambda p, **k: T.Rprop(p, lr=1e-3, **k), ("forloop", "foreach"))),
+    Algorithm("schedulefree-sgd", lambda p, b: descend.ScheduleFreeSGD(p, lr=1e-3, backend=b),
+              1, _schedulefree("SGDScheduleFree", lr=1e-3)),
+    Algorithm("schedulefree-adamw", lambda p, b: descend.ScheduleFreeAdamW(p, lr=1e-3,
+                                                                           backend=b),
+              2, _schedulefree("AdamWScheduleFree", lr=1e-3)),
+    Algorithm("ademamix", lambda p, b: descend.AdEMAMix(p, lr=1e-3, backend=b), 3,
+              _package("pytorch_optimizer", lambda po: {
+                  f"pytorch-optimizer-{v}": (lambda p, v=v: po.AdEMAMix(
+                      p, lr=1e-3, foreach=v == "foreach")) for v in ("forloop", "foreach")})),
+    Algorithm("prodigy", lambda p, b: descend.Prodigy(p, backend=b), 4,
+              _package("prodigyopt", lambda po: {"prodigyopt": lambda p: po.Prodigy(p)}),
+              "a group reduction: descend runs it as torch operations on each tensor"),
+    Algorithm("lbfgs", lambda p, b: WithClosure(descend.LBFGS(p, backend=b, **LBFGS_ARGS), p),
+              8, {"torch": lambda p: WithClosure(T.LBFGS(p, **LBFGS_ARGS), p)},
+              "closure-driven: 3 iterations per step on a fixed quadratic"),
 ]
 BY_NAME = {a.name: a for a in ALGORITHMS}
 

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import prodigyopt
+import pytorch_optimizer as po
+import schedulefree as sf
 import torch
 import transcriptions as tr
 from problems import SHAPES
@@ -36,6 +39,7 @@ class Case:
     rtol: float = 1e-10           # relative tolerance of the float64 parity test
     steps: int = 30
     shapes: tuple = tuple(SHAPES)
+    closure: bool = False         # step() needs a closure (both ours and the reference)
 
     def make(self, params, **overrides):
         return self.cls(params, **{**self.kwargs, **overrides})
@@ -85,15 +89,29 @@ def transcribed(fn: Callable, **kwargs: Any) -> Callable[[list[torch.Tensor]], S
     return lambda params: Transcribed(fn, params, **kwargs)
 
 
-def cases(cls: type, rows: list[tuple], reference: Callable | None = None) -> list[Case]:
+def package(make: Callable, *args: Any, train: bool = False, **kwargs: Any) -> Callable:
+    """A reference package's optimizer; ``train=True`` switches it to train mode first
+    (the schedulefree package's classes start in eval mode)."""
+    def factory(params):
+        opt = make(params, *args, **kwargs)
+        if train:
+            opt.train()
+        return opt
+    return factory
+
+
+def cases(cls: type, rows: list[tuple], reference: Callable | None = None,
+          closure: bool = False) -> list[Case]:
     """Cases from ``(id, kwargs)`` rows against `reference` (a `torch_ref`), or from
-    ``(id, kwargs, stepper factory)`` rows with a reference of their own."""
+    ``(id, kwargs, stepper factory)`` rows with a reference of their own. ``closure``: the
+    class steps only with a closure (L-BFGS)."""
     out = []
     for row in rows:
         if len(row) == 3:
-            out.append(Case(row[0], cls, row[1], row[2]))
+            out.append(Case(row[0], cls, row[1], row[2], closure=closure))
         else:
-            out.append(Case(row[0], cls, row[1], reference(row[1]), torch_state=True))
+            out.append(Case(row[0], cls, row[1], reference(row[1]), torch_state=True,
+                            closure=closure))
     return out
 
 
@@ -107,10 +125,15 @@ class OptimizerInfo:
     converge_tol: float = 1e-4                         # on |x| after 500 steps
     low_precision: bool = True                         # float16/bfloat16 track float64
     complex: bool = True                               # complex parameters, as torch does
+    param_groups: bool = True                          # takes several param groups
 
     @property
     def name(self) -> str:
         return self.cls.__name__
+
+    @property
+    def closure(self) -> bool:
+        return self.cases[0].closure
 
 
 LR = (dict(lr=-0.1), ValueError, "lr must be >= 0")
@@ -275,6 +298,118 @@ INFOS += [
                 (dict(step_sizes=(-1e-6, 50)), ValueError, "0 <= step_sizes"),
                 (dict(step_sizes=(1e-6, float("inf"))), ValueError,
                  r"step_sizes\[1\] must be finite")]),
+]
+
+SF_OPTIONS = dict(weight_decay=0.1, warmup_steps=5, r=1.0, weight_lr_power=1.5)
+INFOS += [
+    OptimizerInfo(descend.ScheduleFreeSGD, cases(descend.ScheduleFreeSGD, [
+        ("schedulefree-sgd", dict(lr=0.1), package(sf.SGDScheduleFree, lr=0.1, train=True)),
+        ("schedulefree-sgd-options", dict(lr=0.1, momentum=0.8, **SF_OPTIONS),
+         package(sf.SGDScheduleFree, lr=0.1, momentum=0.8, foreach=False, train=True,
+                 **SF_OPTIONS)),
+        ("schedulefree-sgd-reference", dict(lr=0.05, momentum=0.95, **SF_OPTIONS),
+         package(sf.SGDScheduleFreeReference, lr=0.05, momentum=0.95, **SF_OPTIONS)),
+    ]), converge=dict(lr=0.2), rosenbrock=dict(lr=1e-3, momentum=0.95), complex=False,
+        errors=[LR, WD, (dict(momentum=0.0), ValueError, "momentum must be > 0"),
+                (dict(momentum=1.0), ValueError, r"momentum must be in \[0, 1\)"),
+                (dict(warmup_steps=2.5), ValueError, "warmup_steps must be an integer >= 0"),
+                (dict(warmup_steps=-1), ValueError, "warmup_steps must be an integer >= 0"),
+                (dict(r=-1.0), ValueError, "r must be >= 0"),
+                (dict(weight_lr_power=float("nan")), ValueError,
+                 "weight_lr_power must be finite")]),
+    OptimizerInfo(descend.ScheduleFreeAdamW, cases(descend.ScheduleFreeAdamW, [
+        ("schedulefree-adamw", dict(lr=0.05), package(sf.AdamWScheduleFree, lr=0.05,
+                                                      train=True)),
+        ("schedulefree-adamw-options", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6,
+                                            **SF_OPTIONS),
+         package(sf.AdamWScheduleFree, lr=0.05, betas=(0.8, 0.99), eps=1e-6, foreach=False,
+                 train=True, **SF_OPTIONS)),
+        ("schedulefree-adamw-reference", dict(lr=0.05, betas=(0.95, 0.98), **SF_OPTIONS),
+         package(sf.AdamWScheduleFreeReference, lr=0.05, betas=(0.95, 0.98), train=True,
+                 **SF_OPTIONS)),
+        ("schedulefree-adamw-decay-at-z", dict(lr=0.05, weight_decay=0.2, decay_at_z=True),
+         package(sf.AdamWScheduleFreeReference, lr=0.05, weight_decay=0.2, decay_at_z=True,
+                 train=True)),
+    ]), converge=dict(lr=0.1), rosenbrock=dict(lr=5e-2, warmup_steps=100), complex=False,
+        errors=[LR, *BETAS, EPS, WD,
+                (dict(betas=(0.0, 0.999)), ValueError, r"betas\[0\] must be > 0"),
+                (dict(decay_at_z=1), TypeError, "decay_at_z must be True or False")]),
+    OptimizerInfo(descend.AdEMAMix, cases(descend.AdEMAMix, [
+        ("ademamix", dict(lr=0.05), package(po.AdEMAMix, lr=0.05, foreach=False)),
+        ("ademamix-warmup-decoupled", dict(lr=0.05, betas=(0.8, 0.99, 0.999), alpha=3.0,
+                                           t_alpha_beta3=20, eps=1e-6, weight_decay=0.1,
+                                           weight_decouple=True),
+         package(po.AdEMAMix, lr=0.05, betas=(0.8, 0.99, 0.999), alpha=3.0, t_alpha_beta3=20,
+                 eps=1e-6, weight_decay=0.1, weight_decouple=True, foreach=False)),
+        ("ademamix-l2-warmup", dict(lr=0.05, weight_decay=0.1, t_alpha_beta3=10),
+         package(po.AdEMAMix, lr=0.05, weight_decay=0.1, t_alpha_beta3=10)),
+        ("ademamix-fixed-decay-maximize", dict(lr=0.05, weight_decay=0.01, weight_decouple=True,
+                                               fixed_decay=True, maximize=True),
+         package(po.AdEMAMix, lr=0.05, weight_decay=0.01, weight_decouple=True,
+                 fixed_decay=True, maximize=True)),
+    ]),  # beta3 = 0.9999 remembers ~10^4 steps, longer than these problems: a shorter one
+        converge=dict(lr=0.05, betas=(0.9, 0.999, 0.99)),
+        rosenbrock=dict(lr=2e-2, betas=(0.9, 0.999, 0.99)), complex=False,
+        errors=[LR, EPS, WD,
+                (dict(betas=(0.9, 0.999)), TypeError, "betas must be a triple"),
+                (dict(betas=(0.9, 0.999, 1.0)), ValueError, r"betas\[2\] must be in \[0, 1\)"),
+                (dict(alpha=-1.0), ValueError, "alpha must be >= 0"),
+                (dict(t_alpha_beta3=0), ValueError, "t_alpha_beta3 must be > 0"),
+                (dict(t_alpha_beta3=10, betas=(0.0, 0.999, 0.9999)), ValueError,
+                 r"betas\[0\] must be > 0 when t_alpha_beta3"),
+                (dict(weight_decouple="yes"), TypeError, "weight_decouple must be True")]),
+]
+
+PRODIGY_OPTIONS = dict(lr=0.5, betas=(0.8, 0.99), beta3=0.95, eps=1e-6, weight_decay=0.1,
+                       use_bias_correction=True, safeguard_warmup=True, d0=1e-4, d_coef=0.8,
+                       growth_rate=1.05)
+INFOS += [
+    OptimizerInfo(descend.Prodigy, cases(descend.Prodigy, [
+        ("prodigy", dict(), package(prodigyopt.Prodigy)),
+        ("prodigy-options", PRODIGY_OPTIONS, package(prodigyopt.Prodigy, **PRODIGY_OPTIONS)),
+        ("prodigy-l2-sliced", dict(weight_decay=0.1, decouple=False, slice_p=3),
+         package(prodigyopt.Prodigy, weight_decay=0.1, decouple=False, slice_p=3)),
+        # Without momentum and at lr 1 the estimate of d grows so fast that rounding
+        # differences grow to 1e-2 in 30 steps (in both implementations): a calmer setting.
+        ("prodigy-no-momentum", dict(lr=0.5, betas=(0.0, 0.999), weight_decay=0.05, d0=1e-3),
+         package(prodigyopt.Prodigy, lr=0.5, betas=(0.0, 0.999), weight_decay=0.05,
+                 d0=1e-3)),
+    ]), converge=dict(), rosenbrock=dict(), complex=False,
+        # float16: d0^2 (1 - beta2) g^2 ~ 1e-15 underflows, and sqrt(v) + d eps is 0, a NaN
+        # (prodigyopt the same: it declares no fp16 support).
+        low_precision=False,
+        errors=[LR, *BETAS, EPS, WD,
+                (dict(d0=0.0), ValueError, "d0 must be > 0"),
+                (dict(d_coef=-1.0), ValueError, "d_coef must be > 0"),
+                (dict(growth_rate=0.0), ValueError, "growth_rate must be > 0"),
+                (dict(beta3=1.0), ValueError, r"beta3 must be in \[0, 1\)"),
+                (dict(slice_p=0), ValueError, "slice_p must be an integer >= 1"),
+                (dict(decouple=None), TypeError, "decouple must be True or False"),
+                (dict(safeguard_warmup=1), TypeError, "safeguard_warmup must be True")]),
+]
+
+LBFGS_OPTIONS = dict(lr=0.5, max_iter=5, max_eval=7, history_size=3, tolerance_grad=1e-5,
+                     tolerance_change=1e-6, line_search_fn="strong_wolfe")
+INFOS += [
+    OptimizerInfo(descend.LBFGS, cases(descend.LBFGS, [
+        ("lbfgs", dict()),
+        ("lbfgs-strong-wolfe", dict(line_search_fn="strong_wolfe")),
+        ("lbfgs-short-history", dict(lr=0.1, max_iter=3, history_size=2)),
+        ("lbfgs-options", LBFGS_OPTIONS),
+    ], lambda kwargs: lambda params: T.LBFGS(params, **kwargs), closure=True),
+        converge=dict(), rosenbrock=dict(line_search_fn="strong_wolfe"), param_groups=False,
+        # float16: <y, s> and 1 / <y, s> overflow within a few iterations, torch's LBFGS
+        # reaches NaN at the same step.
+        low_precision=False,
+        errors=[LR, (dict(max_iter=0), ValueError, "max_iter must be an integer >= 1"),
+                (dict(max_iter=2.5), ValueError, "max_iter must be an integer >= 1"),
+                (dict(max_eval=0), ValueError, "max_eval must be an integer >= 1"),
+                (dict(history_size=-3), ValueError, "history_size must be an integer >= 1"),
+                (dict(tolerance_grad=-1e-7), ValueError, "tolerance_grad must be >= 0"),
+                (dict(tolerance_change=float("nan")), ValueError,
+                 "tolerance_change must be finite"),
+                (dict(line_search_fn="armijo"), ValueError,
+                 "line_search_fn must be None or 'strong_wolfe'")]),
 ]
 
 BY_CLASS = {info.cls: info for info in INFOS}

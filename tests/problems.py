@@ -34,11 +34,27 @@ def backward(params):
     return loss
 
 
-def train(opt, params, steps):
+def step(opt, params, closure=False, loss=None):
+    """One step on `loss` (default: loss_fn): backward, then ``opt.step()``; or, for a
+    closure-driven optimizer (``closure=True``), ``opt.step(closure)``."""
+    loss = loss or loss_fn
+
+    def evaluate():
+        for p in params:
+            p.grad = None
+        value = loss(params)
+        value.backward()
+        return value
+
+    if closure:
+        return opt.step(evaluate)
+    evaluate()
+    return opt.step()
+
+
+def train(opt, params, steps, closure=False):
     for _ in range(steps):
-        opt.zero_grad()
-        loss_fn(params).backward()
-        opt.step()
+        step(opt, params, closure)
 
 
 def quadratic(x):

@@ -8,8 +8,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optim_db import CASES, REPRESENTATIVES
-from problems import clone_params, loss_fn
+from optim_db import BY_CLASS, CASES, REPRESENTATIVES
+from problems import clone_params, loss_fn, train
 
 import descend
 import descend.schedules as S
@@ -32,16 +32,13 @@ def _params(shapes, dtype, seed):
 
 
 def _run(case, params, backend, steps, groups=1, overrides=None):
-    if groups == 2 and len(params) > 1:
+    if groups == 2 and len(params) > 1 and BY_CLASS[case.cls].param_groups:
         spec = [{"params": params[:1], "lr": case.kwargs.get("lr", 1e-3) / 3},
                 {"params": params[1:]}]
     else:
         spec = params
     opt = case.make(spec, backend=backend, **(overrides or {}))
-    for _ in range(steps):
-        opt.zero_grad()
-        loss_fn(params).backward()
-        opt.step()
+    train(opt, params, steps, case.closure)
     return opt
 
 

@@ -17,6 +17,7 @@ from .backends.fused import FusedKernel
 from .rules import (
     Rule,
     add_decayed_weights,
+    add_fixed_decay,
     chain,
     ema_momentum,
     heavy_ball,
@@ -24,16 +25,21 @@ from .rules import (
     scale_by_adadelta,
     scale_by_adagrad,
     scale_by_adam,
+    scale_by_adam_second_moment,
     scale_by_adamax,
+    scale_by_ademamix,
     scale_by_asgd,
     scale_by_inverse_time,
     scale_by_learning_rate,
     scale_by_lion,
     scale_by_nadam,
+    scale_by_prodigy,
     scale_by_radam,
     scale_by_rms,
     scale_by_rprop,
+    schedule_free,
 )
+from .rules import lbfgs as lbfgs_rule
 
 F = TypeVar("F", bound=Callable[..., Rule])
 
@@ -169,3 +175,47 @@ def asgd(weight_decay: bool = False) -> Rule:
 def rprop() -> Rule:
     """torch.optim.Rprop: sign-based steps with per-coordinate step sizes."""
     return scale_by_rprop()
+@cache
+def schedule_free_sgd(weight_decay: bool = False) -> Rule:
+    """Schedule-free SGD: [L2 at y] -> schedule-free step (lr inside)."""
+    return chain(_coupled(weight_decay), schedule_free())
+
+
+@cache
+def schedule_free_adamw(weight_decay: bool = False, decay_at_z: bool = False) -> Rule:
+    """Schedule-free AdamW: Adam's denominator -> [decay at y] -> schedule-free step
+    (decay at z inside it with ``decay_at_z``)."""
+    return chain(
+        scale_by_adam_second_moment(),
+        add_decayed_weights() if weight_decay and not decay_at_z else None,
+        schedule_free(from_betas=True, decay_at_z=weight_decay and decay_at_z),
+    )
+
+
+@cache
+def ademamix(weight_decay: bool = False, decoupled: bool = False, fixed: bool = False) -> Rule:
+    """AdEMAMix: [L2] -> AdEMAMix -> [decoupled decay] -> lr -> [fixed decay]."""
+    return chain(
+        _coupled(weight_decay and not decoupled),
+        scale_by_ademamix(),
+        add_decayed_weights() if weight_decay and decoupled and not fixed else None,
+        scale_by_learning_rate(),
+        add_fixed_decay() if weight_decay and decoupled and fixed else None,
+    )
+
+
+@cache
+def prodigy(momentum: bool = True, weight_decay: bool = False, decouple: bool = True,
+            slice_p: int = 1) -> Rule:
+    """Prodigy: [L2] -> Adam with the estimated step size d lr (decoupled decay inside)."""
+    return chain(
+        _coupled(weight_decay and not decouple),
+        scale_by_prodigy(momentum, decouple=weight_decay and decouple, slice_p=slice_p),
+    )
+
+
+@cache
+def lbfgs(line_search: bool = False) -> Rule:
+    """torch.optim.LBFGS: the closure-driven L-BFGS rule alone (lr and the line search
+    are inside it)."""
+    return lbfgs_rule(line_search)

@@ -27,7 +27,7 @@ their local shards; and while torch.compile traces a step, the plain per-tensor 
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import torch
@@ -70,15 +70,29 @@ class Executor:
         return [(rule, group, gi, *self.planner.prepare(rule, group, states, gi, owner))
                 for gi, (rule, group) in enumerate(zip(rules, groups))]
 
-    def run(self, prepared: list[tuple], states: MutableMapping[Tensor, State]) -> None:
-        """Apply each group's rule once to every parameter that has a gradient."""
+    def run(self, prepared: list[tuple], states: MutableMapping[Tensor, State],
+            closure: Callable[[], Any] | None = None, loss: Any = None) -> None:
+        """Apply each group's rule once to every parameter that has a gradient. `closure`
+        and the `loss` it returned at this step go to rules that declare ``closure``."""
         for rule, group, gi, plan, grads in prepared:
             maximize = bool(group["maximize"])
             for bucket in self.planner.advance(rule, group, states, gi, plan, grads):
-                ctx = context(rule, group, bucket.step, bucket.fresh, bucket.carry)
-                self._run(rule, bucket, bucket.grads(grads), ctx, maximize, group, gi)
+                # A group rule's carried scalars belong to the group: they live in it.
+                carry = bucket.carry if bucket.kind != "group" else {
+                    name: group.get(name, initial) for name, initial in rule.carry}
+                ctx = context(rule, group, bucket.step, bucket.fresh, carry)
+                if rule.closure:
+                    ctx.update(_closure_context(bucket.params, closure, loss, maximize))
+                    _run_closure(rule, bucket, bucket.grads(grads), ctx, maximize,
+                                 states[group["params"][0]])
+                else:
+                    self._run(rule, bucket, bucket.grads(grads), ctx, maximize, group, gi)
                 if rule.carry:
-                    bucket.store_carry({name: ctx.get(name) for name in rule.carry_names})
+                    values = {name: ctx.get(name) for name in rule.carry_names}
+                    if bucket.kind == "group":
+                        group.update(values)
+                    else:
+                        bucket.store_carry(values)
 
     def _route(self, rule: Rule, bucket: Bucket) -> str:
         """How this bucket runs, decided once per plan: "group" (the whole group as lists),
@@ -283,6 +297,53 @@ def _views(bucket: Bucket, grads: list[Tensor], keys: tuple[str, ...]):
         local = [[t._local_tensor for t in ts] for ts in tensors]
         return local[0], local[1], dict(zip(states, local[2:]))
     return None
+
+
+def _run_closure(rule: Rule, bucket: Bucket, grads: list[Tensor], ctx: Context,
+                 maximize: bool, state: State) -> None:
+    """A closure-driven rule: the whole group's state is one dict, that of the group's first
+    parameter (where torch.optim.LBFGS keeps its own); the rule returns the entries to set."""
+    params = TensorList(map(real_view, bucket.params))
+    g = TensorList(map(real_view, grads))
+    update, changed = rule.update(-g if maximize else g, state, params, ctx)
+    state.update(changed)
+    params.add_(update)
+
+
+def _closure_context(params: list[Tensor], closure: Callable[[], Any] | None, loss: Any,
+                     maximize: bool) -> dict[str, Any]:
+    """``ctx.loss`` (the loss the closure returned at this step, as a float) and
+    ``ctx.evaluate(point) -> (loss, grads)``: the loss and gradients with the parameters set
+    to `point` (one tensor per parameter, real views for complex ones), computed by the
+    closure with gradients enabled; the parameters are put back afterwards, so the rule
+    stays a pure function. A missing gradient counts as zeros (torch.optim.LBFGS's
+    convention); with ``maximize`` the loss and gradients are negated."""
+    if closure is None:  # pragma: no cover - RuleOptimizer.step refuses this first
+        raise RuntimeError("a closure-driven rule needs the closure")
+    sign = -1.0 if maximize else 1.0
+    views = [real_view(p) for p in params]
+    start: list[Tensor] = []
+
+    def evaluate(point: Any) -> tuple[float, TensorList]:
+        if not start:
+            start.extend(v.clone() for v in views)
+        for view, value in zip(views, point):
+            view.copy_(value)
+        try:
+            with torch.enable_grad():
+                value = _number(closure())
+            grads = [real_view(p.grad) if p.grad is not None else torch.zeros_like(v)
+                     for p, v in zip(params, views)]
+        finally:
+            for view, value0 in zip(views, start):
+                view.copy_(value0)
+        return sign * value, TensorList(g.neg() if maximize else g for g in grads)
+
+    return {"loss": sign * _number(loss), "evaluate": evaluate}
+
+
+def _number(loss: Any) -> float:
+    return float(loss.detach() if isinstance(loss, Tensor) else loss)
 
 
 def make_backend(name: str) -> Executor:

@@ -26,7 +26,7 @@ def ensure_state(rule: Rule, state: State, p: Tensor) -> frozenset[str]:
         state["step"] = 0
     elif isinstance(step, Tensor):  # restored by a tool that bypassed load_state_dict (ZeRO)
         state["step"] = int(step.item())
-    for name, initial in rule.carry:
+    for name, initial in rule.carry if rule.reduction != "group" else ():
         value = state.get(name)
         if value is None:
             state[name] = initial
@@ -45,11 +45,19 @@ def apply_rule(rule: Rule, param: Any, grad: Any, state: dict[str, Any], ctx: Co
                maximize: bool) -> None:
     """The one place a rule's result is written: ``p <- p + update`` and the new state
     copied into the stored tensors. `param`, `grad` and the state are tensors (reference,
-    compiled) or `TensorList`s (foreach, group rules)."""
+    compiled) or `TensorList`s (foreach, group rules). A group rule may also return new
+    values of its carried scalars (computed from sums over the group); they go into `ctx`,
+    from where the executor stores them in the param group."""
     g = -grad if maximize else grad
     update, new_state = rule.update(g, state, param, ctx)
     for key, value in new_state.items():
-        state[key].copy_(value)
+        if key in state:
+            state[key].copy_(value)
+        elif rule.reduction == "group" and key in rule.carry_names:
+            ctx.update({key: value})
+        else:
+            raise KeyError(f"rule {rule.name!r} returned {key!r}, which is neither one of its "
+                           "state keys nor (for a group rule) a carried scalar")
     param.add_(update)
 
 

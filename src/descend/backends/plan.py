@@ -162,10 +162,10 @@ class Planner:
             state = states[p]
             fresh_of[i] = fresh = ensure_state(rule, state, p)
             formats = _convert_state(rule, state, p, group)
-            carry = tuple(state[name] for name in rule.carry_names)
             if rule.reduction == "group":
                 key: tuple = ("group", formats)
             else:
+                carry = tuple(state[name] for name in rule.carry_names)
                 key = (kind_of(p), p.dtype, p.device, state["step"], carry, fresh, formats)
             members[key].append(i)
         buckets = []
@@ -176,15 +176,15 @@ class Planner:
                 s["step"] += 1
             whole = len(index) == len(params)
             fresh = frozenset().union(*(fresh_of[i] for i in index))
-            carry = {name: ss[0][name] for name in rule.carry_names}
+            carry = ({name: ss[0][name] for name in rule.carry_names}
+                     if key[0] != "group" else {})  # a group rule's: in the group
             bucket = Bucket(ps, ss, None if whole else index,
                             "group" if key[0] == "group" else key[0],
                             ss[0]["step"], fresh, carry)
             bucket.formats = key[-1]
             bucket.low = any(f != "param" for f in bucket.formats)
             buckets.append(bucket)
-        if (len(fresh_of) == len(params) and rule.reduction != "group"
-                and hasattr(states, "version")):
+        if len(fresh_of) == len(params) and hasattr(states, "version"):
             self.plans[gi] = Plan(rule, states, list(params), buckets, group)
         else:
             self.plans.pop(gi, None)

@@ -1,8 +1,23 @@
 """Drop-in `torch.optim.Optimizer` classes built from descend's rules."""
 
 from .base import RuleOptimizer
-from .classes import SGD, Adagrad, Adam, AdamW, Lion, Momentum, Nesterov, RMSprop
+from .classes import (
+    LBFGS,
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    AdEMAMix,
+    Lion,
+    Momentum,
+    Nesterov,
+    Prodigy,
+    RMSprop,
+    ScheduleFreeAdamW,
+    ScheduleFreeSGD,
+)
 from .torch_family import ASGD, Adadelta, Adamax, NAdam, RAdam, Rprop
 
-__all__ = ["ASGD", "SGD", "Adadelta", "Adagrad", "Adam", "Adamax", "AdamW", "Lion", "Momentum",
-           "NAdam", "Nesterov", "RAdam", "RMSprop", "Rprop", "RuleOptimizer"]
+__all__ = ["ASGD", "LBFGS", "SGD", "AdEMAMix", "Adadelta", "Adagrad", "Adam", "Adamax",
+           "AdamW", "Lion", "Momentum", "NAdam", "Nesterov", "Prodigy", "RAdam", "RMSprop",
+           "Rprop", "RuleOptimizer", "ScheduleFreeAdamW", "ScheduleFreeSGD"]

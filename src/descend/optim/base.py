@@ -10,7 +10,8 @@ execution backend.
 Where descend keeps its counters. torch's tooling (torch.distributed.checkpoint, ZeRO's
 consolidation, FSDP's state-dict helpers) carries an optimizer's ``state`` and
 ``param_groups`` and nothing else, so everything descend needs to resume lives there: the
-step count and carried scalars of each parameter in ``state``; each group's schedule clock
+step count and carried scalars of each parameter in ``state`` (a group rule's carried
+scalars, such as Prodigy's ``d``, in its param group); each group's schedule clock
 (``schedule_step``), the values its schedules wrote (``scheduled``), its plateau controllers
 (``plateau``) and its skipped-step count (``skipped_steps``) in ``param_groups``, as plain
 data (see `descend.optim.scheduling`).
@@ -132,7 +133,9 @@ class RuleOptimizer(torch.optim.Optimizer):
     controller among the schedules.
     """
 
-    #: Checks of this class's own that replace the shared table's for the same name.
+    #: Checks of this class's own that replace the shared table's for the same name
+    #: (`descend.optim.checks.CHECKS`): ASGD's ``alpha`` is an exponent, AdEMAMix's
+    #: ``betas`` a triple.
     checks: ClassVar[Mapping[str, Check]] = {}
 
     def __init__(self, params: ParamsT, rule: Rule | None = None, *,
@@ -237,15 +240,21 @@ class RuleOptimizer(torch.optim.Optimizer):
             closure: re-evaluates the model and returns the loss (for line-search style
                 use and torch compatibility). It runs with gradients enabled.
         """
+        groups = self.param_groups
+        rules = [self.recipe(g) for g in groups]
+        if closure is None and any(rule.closure for rule in rules):
+            raise TypeError(
+                f"{type(self).__name__}: step() needs a closure that re-evaluates the model "
+                "and returns the loss, e.g. def closure(): opt.zero_grad(); "
+                "loss = loss_fn(model(x), y); loss.backward(); return loss; then "
+                "opt.step(closure). This algorithm evaluates it several times per step")
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         # Every check runs over all groups before anything is written, so a refused or
         # skipped step changes nothing.
-        groups = self.param_groups
-        prepared = self._executor.prepare([self.recipe(g) for g in groups], groups,
-                                          self.state, type(self).__name__)
+        prepared = self._executor.prepare(rules, groups, self.state, type(self).__name__)
         if self.nonfinite != "ignore" and not self._all_finite():
             for group in groups:
                 group["skipped_steps"] += 1
@@ -258,7 +267,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         previous = torch.is_grad_enabled()
         torch._C._set_grad_enabled(self.defaults["differentiable"])
         try:
-            self._executor.run(prepared, self.state)
+            self._executor.run(prepared, self.state, closure, loss)
         finally:
             torch._C._set_grad_enabled(previous)
         for gi, group in enumerate(groups):
@@ -318,7 +327,11 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
-        sd["state"] = {k: export_state(v) for k, v in sd["state"].items()}
+        carry: dict[int, tuple[str, ...]] = {}  # by saved parameter index, torch's order
+        for group in sd["param_groups"]:
+            names = self.recipe(group).carry_names
+            carry.update(dict.fromkeys(group["params"], names))
+        sd["state"] = {k: export_state(v, carry.get(k, ())) for k, v in sd["state"].items()}
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -85,6 +85,40 @@ def bounds_pair(owner: str, name: str, value: Any) -> None:
                          f"got {value!r}")
 
 
+def beta_triple(owner: str, name: str, value: Any) -> None:
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise TypeError(f"{owner}: {name} must be a triple (beta1, beta2, beta3), got {value!r}")
+    for i, beta in enumerate(value):
+        unit_interval(owner, f"{name}[{i}]", beta)
+
+
+def non_negative_int(owner: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{owner}: {name} must be an integer >= 0, got {value!r}")
+
+
+def positive_int(owner: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
+
+
+def optional_positive(owner: str, name: str, value: Any) -> None:
+    if value is not None:
+        positive(owner, name, value)
+
+
+def positive_or_inf(owner: str, name: str, value: Any) -> None:
+    """> 0, infinity included (Prodigy's unbounded growth_rate)."""
+    if value == math.inf:
+        return
+    positive(owner, name, value)
+
+
+def optional_unit_interval(owner: str, name: str, value: Any) -> None:
+    if value is not None:
+        unit_interval(owner, name, value)
+
+
 def boolean(owner: str, name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
@@ -131,6 +165,25 @@ CHECKS: dict[str, Check] = {
     "t0": non_negative,
     "etas": eta_pair,
     "step_sizes": bounds_pair,
+    "warmup_steps": non_negative_int,
+    "r": non_negative,
+    "weight_lr_power": non_negative,
+    "train_mode": boolean,
+    "decay_at_z": boolean,
+    "t_alpha_beta3": optional_positive,
+    "weight_decouple": boolean,
+    "fixed_decay": boolean,
+    "decouple": boolean,
+    "use_bias_correction": boolean,
+    "safeguard_warmup": boolean,
+    "d0": positive,
+    "d_coef": positive,
+    "slice_p": positive_int,
+    "max_iter": positive_int,
+    "max_eval": positive_int,
+    "tolerance_grad": non_negative,
+    "tolerance_change": non_negative,
+    "history_size": positive_int,
 }
 
 

@@ -19,10 +19,14 @@ from torch import Tensor
 EXACT_FLOAT32 = 1 << 24
 
 
-def export_state(state: dict[str, Any]) -> dict[str, Any]:
+def export_state(state: dict[str, Any], carry: Iterable[str] | None = None) -> dict[str, Any]:
+    """The saved form of one parameter's state: ``step`` and the carried scalars (`carry`;
+    None: every number) as tensors. Other numbers stay numbers, as torch saves them
+    (torch.optim.LBFGS's ``func_evals``, ``prev_loss``)."""
     out = dict(state)
+    names = None if carry is None else {"step", *carry}
     for key, value in state.items():
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (names is not None and key not in names):
             continue
         if isinstance(value, int):
             dtype = torch.float32 if abs(value) <= EXACT_FLOAT32 else torch.float64

@@ -4,9 +4,18 @@ See `descend.rules.base` for the contract every rule follows.
 """
 
 from .adaptive import scale_by_adagrad, scale_by_adam, scale_by_lion, scale_by_rms
+from .ademamix import scale_by_ademamix
 from .base import Context, Rule, State, chain
-from .basic import add_decayed_weights, scale_by_inverse_time, scale_by_learning_rate
+from .basic import (
+    add_decayed_weights,
+    add_fixed_decay,
+    scale_by_inverse_time,
+    scale_by_learning_rate,
+)
+from .lbfgs import lbfgs
 from .momentum import ema_momentum, heavy_ball
+from .prodigy import scale_by_prodigy
+from .schedule_free import scale_by_adam_second_moment, schedule_free
 from .torch_family import (
     polyak_average,
     scale_by_adadelta,
@@ -22,6 +31,7 @@ __all__ = [
     "Rule",
     "State",
     "add_decayed_weights",
+    "add_fixed_decay",
     "chain",
     "ema_momentum",
     "heavy_ball",
@@ -38,4 +48,15 @@ __all__ = [
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
+    "lbfgs",
+    "scale_by_adagrad",
+    "scale_by_adam",
+    "scale_by_adam_second_moment",
+    "scale_by_ademamix",
+    "scale_by_inverse_time",
+    "scale_by_learning_rate",
+    "scale_by_lion",
+    "scale_by_prodigy",
+    "scale_by_rms",
+    "schedule_free",
 ]

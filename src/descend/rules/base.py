@@ -19,11 +19,16 @@ What a rule may keep, and what it must declare so that every backend runs it cor
 - ``state``: named tensors of any shape (``exp_avg``; Adafactor's row and column factors; a
   preconditioner). Created by `init` from the parameter; `update` returns new values.
 - ``carry``: named *scalar* state carried across steps, with its initial value (NAdam's
-  running product ``mu_product``, ASGD's ``eta``). `prepare` reads the previous value from
-  ``ctx`` and returns the new one under the same name; it is stored per parameter in the
-  optimizer's state, next to ``step``, so it resumes from a state dict exactly. An initial
-  value of None means "not known before the first step": `prepare` then sees None and
-  supplies the first value itself (ASGD's ``eta`` starts at the group's lr).
+  running product ``mu_product``, ASGD's ``eta``, schedule-free's ``weight_sum``). `prepare`
+  reads the previous value from ``ctx`` and returns the new one under the same name; it is
+  stored per parameter in the optimizer's state, next to ``step``, so it resumes from a
+  state dict exactly. An initial value of None means "not known before the first step":
+  `prepare` then sees None and supplies the first value itself (ASGD's ``eta`` starts at
+  the group's lr). A ``"group"`` rule's carried scalars belong to the group (Prodigy's
+  step-size estimate ``d``): they live in the param group under their names (where torch's
+  tooling carries hyperparameters, and where users log them), and besides `prepare`,
+  `update` may return their new values in its state dict, since they can depend on sums
+  over the group's tensors.
 - ``low_precision``: the state keys that may be stored below float32 (``state_dtype`` of
   the optimizer: bfloat16, or 8-bit block codes), each with its sign, ``"signed"`` or
   ``"nonnegative"`` (second moments, accumulators: their 8-bit codes spend the sign bit on
@@ -38,7 +43,21 @@ What a rule may keep, and what it must declare so that every backend runs it cor
   Newton-Schulz on a matrix): backends apply it one tensor at a time; ``"group"`` when it
   reduces over all parameters of a group (Prodigy's d): `update` then receives
   `TensorList`s holding every parameter of the group that has a gradient, on every
-  backend. No backend ever takes a reduction over a concatenation of tensors.
+  backend. No backend ever takes a reduction over a concatenation of tensors. A group
+  rule runs the same way on every backend, never traced or copied, so it may update its
+  own state tensors in place (with ``torch._foreach_*_`` kernels, as torch.optim does);
+  this saves a parameter-sized temporary and a copy per state tensor, the bulk of its
+  time on large models.
+- ``closure``: the rule re-evaluates the objective within a step (L-BFGS's line search).
+  It runs on the whole group like a ``"group"`` rule (which it must declare), and the
+  optimizer refuses ``step()`` without a closure. Its ``ctx`` also holds ``loss``, the
+  closure's value at this step, and ``evaluate(point) -> (loss, grads)``: the loss and
+  the gradients (a `TensorList`, valid until the next call) with the parameters set to
+  `point`, one tensor per parameter; the parameters are put back afterwards, so the rule
+  stays pure and its returned update is applied as any other. Its state is the whole
+  group's, one dict (in the state of the group's first parameter, where
+  torch.optim.LBFGS keeps its own): `update` receives that dict as ``state``, reads what
+  it needs and returns the entries to set (tensors, lists of tensors, numbers).
 
 Executing a rule (looping over tensors, writing state back, fusing) is the job of
 `descend.backends`; nothing here knows how it will be run. So that every backend can run
@@ -123,7 +142,8 @@ class Rule:
     Attributes:
         name: short identifier, shown in errors and reprs.
         update: ``(d, state, p, ctx) -> (d', new_state)``; returns new tensors for every state
-            key it changes and must not write into its inputs.
+            key it changes and must not write into its inputs (a group rule may update its
+            state tensors in place; see the module docstring).
         init: ``p -> state``, the rule's fresh state tensors for parameter `p`.
         prepare: ``ctx -> {name: scalar}``, per-step scalars (bias corrections, a decayed lr)
             and the new values of the rule's `carry`, computed once per step in Python.
@@ -131,6 +151,8 @@ class Rule:
         carry: ``((name, initial value), ...)``: scalar state carried across steps.
         provides: the per-step scalar names `prepare` returns (besides `carry`).
         reduction: ``"none"`` (elementwise), ``"tensor"`` or ``"group"``.
+        closure: the rule needs the optimizer's closure (``ctx.evaluate``, ``ctx.loss``);
+            it must reduce over the group.
         fused: set by a recipe that computes exactly what one of torch's hand-written
             fused kernels computes (`descend.backends.fused.FusedKernel`); backends may then
             run that kernel instead of the generic maths.
@@ -145,6 +167,7 @@ class Rule:
     low_precision: tuple[tuple[str, str], ...] = ()
     provides: tuple[str, ...] = ()
     reduction: str = "none"
+    closure: bool = False
     parts: tuple[Rule, ...] = field(default=(), repr=False, compare=False)
     fused: Any = field(default=None, repr=False, compare=False)
 
@@ -157,6 +180,9 @@ class Rule:
                 raise ValueError(f"rule {self.name!r}: low_precision entry ({key!r}, {sign!r}) "
                                  "must name one of its state keys and 'signed' or "
                                  "'nonnegative'")
+        if self.closure and self.reduction != "group":
+            raise ValueError(f"rule {self.name!r}: a closure-driven rule runs on the whole "
+                             "group; declare reduction='group'")
         if (self.carry or self.provides) and self.prepare is None:
             raise ValueError(f"rule {self.name!r} declares carry or provides but has no "
                              "prepare function to compute them")
@@ -233,6 +259,7 @@ def chain(*rules: Rule | None) -> Rule:
         low_precision=tuple(item for rule in parts for item in rule.low_precision),
         provides=tuple(name for rule in parts for name in rule.provides),
         reduction=_widest(rule.reduction for rule in parts),
+        closure=any(rule.closure for rule in parts),
         parts=tuple(parts),
     )
 

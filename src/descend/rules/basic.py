@@ -56,3 +56,18 @@ def scale_by_inverse_time() -> Rule:
 
     return Rule("scale_by_inverse_time", update, prepare=prepare,
                 provides=("inverse_time_factor",))
+
+
+def add_fixed_decay() -> Rule:
+    """u' = u - lambda * p, with lambda = ``weight_decay`` of the param group.
+
+    Weight decay that the learning rate does not scale: after `scale_by_learning_rate`,
+    ``p <- p (1 - lambda) + u``. pytorch-optimizer's ``fixed_decay=True`` (the decay of
+    Loshchilov & Hutter's paper without the schedule multiplier); the usual, lr-scaled
+    decoupled decay is `add_decayed_weights` before the learning rate.
+    """
+
+    def update(d: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
+        return d - p * ctx.weight_decay, {}
+
+    return Rule("add_fixed_decay", update)
