@@ -415,28 +415,34 @@ static inline uint16_t bf16_stochastic(float f, uint32_t i, uint32_t key) {
 
 
 def _codec(layout: str) -> str:
-    """C encoder and decoder of an 8-bit layout, bit for bit those of `precision`."""
+    """C encoder and decoder of an 8-bit layout, bit for bit those of `precision`.
+
+    The exponent and mantissa fields of a code, shifted into place, are its magnitude's
+    float32 bit pattern less a constant (``m << shift`` then ``+ bias << 23``), which keeps
+    both directions to a handful of integer operations the compiler vectorizes."""
     from .precision import LAYOUTS
 
     exp_bits, man_bits = LAYOUTS[layout]
     shift, bias = 23 - man_bits, 127 - (1 << exp_bits) + 1
-    half, mask = (1 << (shift - 1)) - 1, (1 << man_bits) - 1
+    half = (1 << (shift - 1)) - 1
     signed = layout == "signed"
     name = layout.replace("nonnegative", "u").replace("signed", "s")
     mag = "(c & 0x7Fu)" if signed else "(uint32_t)c"
+    sign_in = "  b |= (uint32_t)(c & 0x80u) << 24;\n" if signed else ""
+    sign_out = " | (x < 0 ? 0x80u : 0u)" if signed else ""
     return f"""
 static inline float q8{name}_load(uint8_t c, float a) {{
   uint32_t m = {mag};
-  uint32_t b = (((m >> {man_bits}) + {bias}u) << 23) | ((m & {mask}u) << {shift});
-  float v; memcpy(&v, &b, 4); v = m ? v : 0.0f;
-  return ({"(c & 0x80u) ? -v : v" if signed else "v"}) * a;
+  uint32_t b = m ? (m << {shift}) + ({bias}u << 23) : 0u;
+{sign_in}  float v; memcpy(&v, &b, 4); return v * a;
 }}
 static inline uint8_t q8{name}_store(float x, float inv) {{
-  float q = fabsf(x * inv); uint32_t b; memcpy(&b, &q, 4);
+  float q = x * inv;
+  uint32_t b; memcpy(&b, &q, 4); b &= 0x7FFFFFFFu;
   uint32_t r = b + {half}u + ((b >> {shift}) & 1u);
-  int32_t e = (int32_t)(r >> 23) - {bias};
-  uint32_t code = e > 0 ? (((uint32_t)e << {man_bits}) | ((r >> {shift}) & {mask}u)) : 0u;
-  return (uint8_t)({"code | (x < 0 ? 0x80u : 0u)" if signed else "code"});
+  int32_t t = (int32_t)(r >> {shift}) - ({bias} << {man_bits});
+  uint32_t code = t >= {1 << man_bits} ? (uint32_t)t : 0u;
+  return (uint8_t)(code{sign_out});
 }}
 """
 
@@ -477,13 +483,14 @@ def _assemble(traced: Traced, ctype: str, prologue: list[str], body: list[str], 
             code = "s" if "non" not in kind else "u"
             stores.append(f"{indent}o_{slot}[j] = (float){value};")
             buffers.append(f"    float o_{slot}[256];")
-            # The block's largest magnitude as an unsigned maximum of bit patterns: the same
-            # order as the floats for magnitudes, NaN above everything (as torch's amax), and
-            # a reduction the compiler vectorizes.
+            # The block's largest magnitude as an unsigned maximum of bit patterns (the same
+            # order as the floats for magnitudes, NaN above everything, as torch's amax),
+            # taken in the main loop: a reduction the compiler vectorizes, and no extra pass.
+            stores[-1] = (f"{indent}{{ const float o = (float){value}; o_{slot}[j] = o; "
+                          f"uint32_t b; memcpy(&b, &o, 4); b &= 0x7FFFFFFFu; "
+                          f"mb_{slot} = b > mb_{slot} ? b : mb_{slot}; }}")
+            buffers.append(f"    uint32_t mb_{slot} = 0u;")
             requantize += [
-                f"    uint32_t mb_{slot} = 0u;",
-                f"    for (int64_t j = 0; j < bn; ++j) {{ uint32_t b; memcpy(&b, &o_{slot}[j], 4); "
-                f"b &= 0x7FFFFFFFu; mb_{slot} = b > mb_{slot} ? b : mb_{slot}; }}",
                 f"    float m_{slot}; memcpy(&m_{slot}, &mb_{slot}, 4);",
                 f"    {slot}_a[b0 >> 8] = m_{slot};",
                 f"    const float i_{slot} = 1.0f / (m_{slot} > 0 ? m_{slot} : 1.0f);",
