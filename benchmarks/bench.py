@@ -139,6 +139,70 @@ def mlp_training_step(quick: bool) -> dict:
     return row
 
 
+def low_precision(gbps: float, quick: bool) -> list[dict]:
+    """LARGE AdamW with its state (and parameters) below float32, against torch's fused
+    float32 AdamW, and the 8-bit AdamW of torchao and bitsandbytes where they are installed.
+    `bytes` is what one step must move per parameter (read and write of parameter and
+    state, read of the gradient), `floor` the share of the measured bandwidth it reaches."""
+    base = make_params(SHAPES["LARGE"])
+
+    def bf16(params):
+        out = []
+        for p in params:
+            q = p.detach().to(torch.bfloat16).requires_grad_()
+            q.grad = p.grad.to(torch.bfloat16)
+            out.append(q)
+        return out
+
+    scales = 2 * 2 * 4 / 256  # two moments' block scales, read and written
+    contenders = {
+        "torch fused, float32": (lambda: torch.optim.AdamW(clone(base), lr=1e-3, fused=True),
+                                 28),
+        "descend, float32": (lambda: descend.AdamW(clone(base), lr=1e-3), 28),
+        "descend, bfloat16 state": (
+            lambda: descend.AdamW(clone(base), lr=1e-3, state_dtype="bfloat16"), 20),
+        "descend, int8 state": (
+            lambda: descend.AdamW(clone(base), lr=1e-3, state_dtype="int8"), 16 + scales),
+        "descend, bfloat16 parameters + int8 state": (
+            lambda: descend.AdamW(bf16(base), lr=1e-3, state_dtype="int8",
+                                  stochastic_rounding=True), 10 + scales),
+    }
+    try:
+        from torchao.optim import AdamW8bit as TorchaoAdamW8bit
+        contenders["torchao AdamW8bit"] = (lambda: TorchaoAdamW8bit(clone(base), lr=1e-3),
+                                           16 + scales)
+    except Exception as e:  # noqa: BLE001 - any failure means "does not run here"
+        log(f"  torchao's AdamW8bit does not run here: {type(e).__name__}: {e}")
+    try:
+        import bitsandbytes as bnb
+        contenders["bitsandbytes AdamW8bit"] = (lambda: bnb.optim.AdamW8bit(clone(base),
+                                                                             lr=1e-3),
+                                                16 + scales)
+    except Exception as e:  # noqa: BLE001
+        log(f"  bitsandbytes' AdamW8bit does not run here: {type(e).__name__}: {e}")
+    opts = {name: make() for name, (make, _) in contenders.items()}
+    t = interleave({name: opt.step for name, opt in opts.items()},
+                   rounds=3 if quick else 10, inner=1)
+    rows = []
+    for name, (_, nbytes) in contenders.items():
+        opt = opts[name]
+        state = sum(v.numel() * v.element_size() for s in opt.state.values()
+                    for v in (s.values() if isinstance(s, dict) else ())
+                    if torch.is_tensor(v) and v.dim() > 0)
+        numel = sum(p.numel() for p in base)
+        seconds = t.median(name, "wall")
+        rows.append({"name": name, "ms": 1e3 * t.median(name), "bytes": nbytes,
+                     "state_bytes": state / numel,
+                     "ratio_cpu": t.ratio(name, "torch fused, float32"),
+                     "floor_pct": 100 * nbytes * numel / seconds / 1e9 / gbps})
+        log(f"  low precision: {name:<44} {rows[-1]['ms']:8.1f} ms  "
+            f"x{rows[-1]['ratio_cpu']['median']:.2f}  {rows[-1]['floor_pct']:.0f}% of the "
+            f"floor for {nbytes:.1f} B/param, state {rows[-1]['state_bytes']:.2f} B/param")
+    del opts
+    gc.collect()
+    return rows
+
+
 # -- fresh processes: first steps and resident memory ------------------------------------
 
 FRESH = [("adam", "descend-auto"), ("adam", "torch-fused"),
@@ -217,6 +281,8 @@ def main() -> None:
               "load_before": _load(), "steps": []}
     for size in args.sizes.split(","):
         result["steps"] += step_ratios(size, algorithms, gbps, args.quick)
+    if "LARGE" in args.sizes.split(",") and not names:
+        result["low_precision"] = low_precision(gbps, args.quick)
     result["python"] = python_overhead(args.quick)
     result["mlp"] = mlp_training_step(args.quick)
     if not args.no_fresh:
