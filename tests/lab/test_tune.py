@@ -22,7 +22,7 @@ def test_tune_beats_a_deliberately_bad_default(tmp_path):
     from descend.lab.compare import compare
 
     bad = compare("digits-logreg", ["sgd:lr=1e-5"], seeds=[0], epochs=3, evals=3,
-                  out=tmp_path / "bad", progress=False, jobs=1)
+                  out=tmp_path / "bad", progress=False, jobs=1).comparison
     bad_val = [r for r in bad.rows][0]
     settings = TuneSettings(task="digits-logreg", space=Space(optimizers=["sgd"],
                             lr=(1e-5, 1.0)), trials=8, epochs=3, evals=3,
@@ -132,7 +132,7 @@ def test_compare_with_tune_adds_the_best_row_and_the_plots(tmp_path):
     from descend.lab.compare import compare
 
     cmp = compare("digits-logreg", ["sgd"], seeds=[0], epochs=2, evals=2, out=tmp_path,
-                  progress=False, jobs=1, tune_trials=4)
+                  progress=False, jobs=1, tune_trials=4).comparison
     assert len(cmp.rows) == 2  # the default sgd and the study's best
     best = json.loads((tmp_path / "tune" / "best.json").read_text())
     assert best["optimizer"] in {r.optimizer for r in cmp.rows}
