@@ -88,6 +88,10 @@ def folder_lock(folder: str | Path, what: str = "--out") -> Iterator[Path]:
     folder = writable_folder(folder, what)
     path = folder / LOCK_NAME
     try:
+        # Every file here is written through a new temporary file: check that one can be
+        # made (the lock file itself may exist already in a folder that is now read-only).
+        os.close(os.open(folder / f".probe.{os.getpid()}.tmp", os.O_WRONLY | os.O_CREAT, 0o644))
+        os.unlink(folder / f".probe.{os.getpid()}.tmp")
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     except OSError as e:
         raise LabError(f"cannot write into {str(folder)!r}: {e.strerror}; choose a folder "
