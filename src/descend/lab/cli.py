@@ -270,8 +270,9 @@ def _emit(args: argparse.Namespace, cmp: Any, report_path: Any, extra: Any = Non
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from .compare import run_grid
+    from .compare import Clock, run_grid
 
+    clock = Clock()
     options = values(args, Grid)
     if args.config:
         from .tune import load_config
@@ -279,8 +280,9 @@ def _compare(args: argparse.Namespace) -> None:
         config = load_config(args.config)
         options["optimizers"] = [*options.get("optimizers", []), config["optimizer"]]
         options.setdefault("schedules", [config["schedule"]])
-    result = run_grid(Grid(**options), Execution(**values(args, Execution)),
-                      progress=not (args.no_progress or args.json))
+    grid, where = Grid(**options), Execution(**values(args, Execution))
+    clock.lap("validate")
+    result = run_grid(grid, where, progress=not (args.no_progress or args.json), clock=clock)
     _emit(args, result.comparison, result.report, result.to_json() if args.json else None)
 
 

@@ -40,7 +40,7 @@ def remote_run(spec_json: dict[str, Any], client_version: str) -> Records:
 class DaskCluster:
     """Runs specs on a Dask cluster, given its scheduler's address (``tcp://host:8786``)."""
 
-    def __init__(self, address: str, timeout: float = 10.0) -> None:
+    def __init__(self, address: str, timeout: float = 5.0) -> None:
         try:
             from distributed import Client
         except ImportError:
@@ -63,7 +63,7 @@ class DaskCluster:
                                       key=f"descend-run-{spec.run_id}"): spec
                    for spec in specs}
         try:
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=self.client.loop):
                 spec = futures[future]
                 try:
                     records = future.result()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,13 @@ class CompareResult:
     comparison: Comparison
     runs: int  # runs in the grid (lr trials included)
     ran: int  # of which trained by this call; the others were finished in `out` already
+    # Wall seconds of each phase: validate (the grid's specs), prepare (data, the budget's
+    # schedules, the folder), start (workers), train, stop (workers), report
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {**self.comparison.to_json(), "out": str(self.out), "report": str(self.report),
-                "runs": self.runs, "ran": self.ran}
+                "runs": self.runs, "ran": self.ran, "timings": self.timings}
 
 
 def compare(task: str | Task = DEFAULT_TASK, optimizers: Sequence[str] | None = None, *,
@@ -47,18 +51,35 @@ def compare(task: str | Task = DEFAULT_TASK, optimizers: Sequence[str] | None = 
     scale, first seed, validation loss) runs first, in ``out/tune``; its best configuration
     joins the comparison as one more row, and its plots join the report.
     """
+    clock = Clock()
     grid_options, where = split_options(options)
     if optimizers is not None:
         grid_options["optimizers"] = optimizers
     own = isinstance(task, Task)
     grid = Grid(task=task.name if own else task, **grid_options)
+    clock.lap("validate")
     return run_grid(grid, Execution(**where), task if own else None, progress=progress,
-                    console=console)
+                    console=console, clock=clock)
+
+
+class Clock:
+    """Wall time of the phases of a compare, for `CompareResult.timings`."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self.last, 3)
+        self.last = now
 
 
 def run_grid(grid: Grid, where: Execution, task: Task | None = None, *,
-             progress: bool = True, console: Any = None) -> CompareResult:
+             progress: bool = True, console: Any = None, clock: Clock | None = None
+             ) -> CompareResult:
     """Validate everything, then hold the run folder, train what is missing and report."""
+    clock = clock or Clock()
     own = task is not None
     task = task or get_task(grid.task, **dict(grid.task_options))
     with one_thread():
@@ -77,7 +98,8 @@ def run_grid(grid: Grid, where: Execution, task: Task | None = None, *,
         with folder_lock(out) as out:
             if grid.tune_trials:
                 grid = _study_first(grid, task, out, progress)
-            return _train_and_report(grid, where, task, own, out, cluster, progress, console)
+            return _train_and_report(grid, where, task, own, out, cluster, progress, console,
+                                     clock)
     finally:
         if cluster is not None:
             cluster.close()
@@ -98,7 +120,8 @@ def _study_first(grid: Grid, task: Task, out: Path, progress: bool) -> Grid:
 
 
 def _train_and_report(grid: Grid, where: Execution, task: Task, own: bool, out: Path,
-                      cluster: Any, progress: bool, console: Any) -> CompareResult:
+                      cluster: Any, progress: bool, console: Any, clock: Clock
+                      ) -> CompareResult:
     from .pool import default_jobs, make_executor
 
     tune = grid.tune_specs(task)
@@ -111,10 +134,12 @@ def _train_and_report(grid: Grid, where: Execution, task: Task, own: bool, out: 
         # Started before the progress display's thread: workers are forked from here.
         executor = make_executor(jobs, {task_key(known[0]): task}, todo, own_task=own)
     ran = 0
+    clock.lap("prepare")
     try:
         if todo and hasattr(executor, "start"):
             executor.start()
         warm_up()
+        clock.lap("start")
         with ProgressDisplay(grid.planned_runs(), progress, console) as show:
             ran += execute(tune, out, executor, show)
             tuned = best_lrs(grid, task, lambda s: finished(out, s)) if grid.tune_lr else {}
@@ -123,9 +148,12 @@ def _train_and_report(grid: Grid, where: Execution, task: Task, own: bool, out: 
                 **grid.to_json(), "run_ids": [s.run_id for s in tune + main],
                 "tuned_lrs": {" ".join(k): v for k, v in tuned.items()}})
             ran += execute(main, out, executor, show)
+        clock.lap("train")
     finally:
         if cluster is None:
             executor.close()
+    clock.lap("stop")
     cmp, html = build_report(out, grid.target)
+    clock.lap("report")
     return CompareResult(out=out, report=html, comparison=cmp, runs=grid.planned_runs(),
-                         ran=ran)
+                         ran=ran, timings=clock.laps)

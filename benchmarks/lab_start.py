@@ -1,0 +1,72 @@
+"""How long the default `descend compare` takes from the shell, and where the time goes.
+
+Runs the command N times (default 5) into fresh folders and reports medians:
+
+    total     wall time of the whole command, as a user waits for it
+    imports   a bare `python -c "import descend.lab.cli"` (interpreter and torch)
+    validate  every optimizer and schedule spec checked (the first optimizer built imports
+              torch._dynamo, which every process that builds an optimizer pays once)
+    prepare   task data, every schedule over its budget, the run folder and its lock
+    start     starting the worker pool
+    train     the runs themselves, over all workers
+    stop      handing the workers back
+    report    plots, report.md/html, summary.json
+    other     the rest: printing the table, interpreter exit
+
+Usage: python benchmarks/lab_start.py [--runs 5] [-- extra compare arguments]
+The machine is shared: single timings are noise; read the medians, and the load average
+printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def once(extra: list[str]) -> dict[str, float]:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import descend.lab.cli"], check=True)
+    imports = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        done = subprocess.run([str(BIN / "descend"), "compare", "--out", f"{tmp}/run",
+                               "--json", *extra], capture_output=True, text=True, check=True)
+        total = time.perf_counter() - start
+    laps = json.loads(done.stdout)["timings"]
+    row = {"total": total, "imports": imports, **laps}
+    row["other"] = total - imports - sum(laps.values())
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("extra", nargs="*", help="more compare arguments (after --)")
+    args = p.parse_args()
+    rows = []
+    for i in range(args.runs):
+        load = os.getloadavg()[0]
+        rows.append(once(args.extra))
+        print(f"run {i + 1}: total {rows[-1]['total']:.2f} s (load average before: "
+              f"{load:.2f})", flush=True)
+    keys = ["total", "imports", "validate", "prepare", "start", "train", "stop", "report", "other"]
+    print(f"\nmedian of {len(rows)} runs of `descend compare` (default grid: digits-mlp, "
+          f"7 optimizers x 3 seeds = 21 runs, --jobs = {os.cpu_count()} cores):")
+    for key in keys:
+        values = [r.get(key, 0.0) for r in rows]
+        print(f"  {key:<8} {statistics.median(values):6.2f} s   "
+              f"(min {min(values):.2f}, max {max(values):.2f})")
+
+
+if __name__ == "__main__":
+    main()
