@@ -79,4 +79,4 @@ class DaskCluster:
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.client.close(timeout=5)
+            self.client.close(timeout=2)

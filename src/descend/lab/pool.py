@@ -38,8 +38,9 @@ from .tasks import Task
 PR_SET_PDEATHSIG = 1
 
 
-class RunFailed(LabError):
-    """A run raised in a worker; the message carries the worker's last traceback line."""
+class RunFailed(RuntimeError):
+    """A run raised in a worker: a bug, not a bad input, so the message carries the
+    worker's whole traceback and the CLI lets it show."""
 
 
 def _describe(spec: RunSpec) -> str:
@@ -120,7 +121,10 @@ class LocalPool:
                 for w in self.workers:
                     if w.spec is None and queue:
                         w.spec = queue.popleft()
-                        w.conn.send(("run", w.spec.to_json()))
+                        try:
+                            w.conn.send(("run", w.spec.to_json()))
+                        except OSError:
+                            raise self._died(w) from None
                         show.start(w.spec)
                 busy = {w.conn: w for w in self.workers if w.spec is not None}
                 for conn in wait(list(busy), timeout=1.0):
@@ -128,11 +132,7 @@ class LocalPool:
                     try:
                         message = conn.recv()
                     except (EOFError, OSError):
-                        w.process.join(timeout=1.0)
-                        raise LabError(f"worker process {w.process.pid} died (exit code "
-                                       f"{w.process.exitcode}) while training "
-                                       f"{_describe(w.spec)}; finished runs are kept, run the "
-                                       "same command again to resume") from None
+                        raise self._died(w) from None
                     kind = message[0]
                     if kind == "progress":
                         show.update(*message[1:])
@@ -140,11 +140,18 @@ class LocalPool:
                         spec, w.spec = w.spec, None
                         yield spec, message[2]
                     elif kind == "error":
-                        last = message[2].strip().splitlines()[-1]
-                        raise RunFailed(f"{_describe(w.spec)} failed in a worker: {last}")
+                        raise RunFailed(f"{_describe(w.spec)} failed in worker process "
+                                        f"{w.process.pid}:\n{message[2]}")
         except BaseException:
             self.kill()
             raise
+
+    @staticmethod
+    def _died(w: _Worker) -> LabError:
+        w.process.join(timeout=1.0)
+        return LabError(f"worker process {w.process.pid} died (exit code {w.process.exitcode}) "
+                        f"while training {_describe(w.spec)}; finished runs are kept, run the "
+                        "same command again to resume")
 
     def kill(self) -> None:
         """Stop every worker now; their runs in flight are lost, nothing else is."""
