@@ -320,7 +320,7 @@ def _list(args: argparse.Namespace) -> None:
     for title, items in (("tasks", tasks), ("optimizers", optimizers),
                          ("schedules", schedules)):
         print_table(title, ["name", "what"], list(items.items()), console=console,
-                    show_header=False)
+                    show_header=False, left=["what"])
 
 
 def _paths(args: argparse.Namespace) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -190,7 +191,7 @@ def _tuple(value: Any, what: str) -> tuple:
 
 
 def _whole(cls: type, name: str, value: Any, low: int) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+    if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool)
                               or value < low):
         raise ValueError(f"{name} ({flag_of(cls, name)}) must be a whole number >= {low}, "
                          f"got {value!r}")
@@ -297,9 +298,11 @@ class Grid:
             _unique(Grid, name, getattr(self, name))
         for seed in self.seeds:
             _whole(Grid, "seeds", seed, 0)
-        for name in ("batch_size", "epochs", "steps", "evals", "tune_points"):
-            _whole(Grid, name, getattr(self, name), 1)
-        _whole(Grid, "tune_trials", self.tune_trials, 0)
+        put("seeds", tuple(int(seed) for seed in self.seeds))  # numpy integers too
+        for name in ("batch_size", "epochs", "steps", "evals", "tune_points", "tune_trials"):
+            _whole(Grid, name, getattr(self, name), 0 if name == "tune_trials" else 1)
+            if getattr(self, name) is not None:
+                put(name, int(getattr(self, name)))
         if self.epochs is not None and self.steps is not None:
             raise ValueError("give epochs (--epochs) or steps (--steps), not both")
         if self.tune_lr and not self.lr_grid and self.tune_points < 2:
