@@ -36,7 +36,7 @@ def warm_up() -> threading.Thread:
 
 # Fixed margins instead of constrained layout: the figures have one axes each, and the
 # layout solver took half of every savefig.
-MARGINS = dict(left=0.1, right=0.98, bottom=0.12, top=0.92)
+MARGINS = dict(left=0.13, right=0.98, bottom=0.12, top=0.92)
 
 
 def fmt(value: float, digits: int = 3) -> str:
