@@ -60,7 +60,7 @@ CASES = [
     (["compare", "--out", "FILE/sub"], ["a part of that path is a file"]),
     (["report", "/nonexistent/run"], ["/nonexistent/run does not exist", "not a descend run"]),
     (["report", "--target", "x", "/tmp"], ["argument --target", "invalid float value"]),
-    (["tune", "--lr", "1:abc"], ["--lr must be written LOW:HIGH"]),
+    (["tune", "--lr", "1:abc"], ["argument --lr: must be written LOW:HIGH"]),
     (["tune", "--lr", "0:1"], ["lr range 0:1: values must be > 0"]),
     (["tune", "--momentum", "0.5:1.5"], ["momentum range 0.5:1.5: values must be in [0, 1)"]),
     (["tune", "--space", "/nonexistent/space.toml"], ["space file", "No such file"]),

@@ -72,3 +72,15 @@ def test_grid_checks_every_schedule_over_its_real_budget():
     Grid(task="digits-logreg", schedules=("warmup-cosine:warmup=0.5",), steps=10).check(task)
     with pytest.raises(ValueError, match="at most 1"):
         Grid(task="digits-logreg", schedules=("wsd:warmup=0.5:decay=0.6",))
+
+
+def test_every_tune_flag_is_a_settings_or_space_field():
+    from descend.lab.tune import TuneSettings
+
+    tune_parser = parser()._subparsers._group_actions[0].choices["tune"]
+    dests = {a.dest for a in tune_parser._actions} - {"help", "space", "json", "no_progress"}
+    fields = {f.name for f in dataclasses.fields(TuneSettings) if f.name != "space"} | {
+        f.name for f in dataclasses.fields(Space)}
+    assert dests == fields
+    args = parser().parse_args(["tune", "--lr", "1e-4:1e-1", "--trials", "3"])
+    assert args.lr == (1e-4, 1e-1) and args.trials == 3 and not hasattr(args, "epochs")

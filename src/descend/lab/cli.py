@@ -72,7 +72,9 @@ def add_fields(p: argparse.ArgumentParser, cls: type) -> None:
 
 
 def values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    return {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    """The flags given for `cls`'s fields (see `add_fields`)."""
+    return {f.name: getattr(args, f.name) for f in fields(cls)
+            if "option" in f.metadata and hasattr(args, f.name)}
 
 
 def _add_compare(sub: Any) -> None:
@@ -192,8 +194,7 @@ def _add_lr_find(sub: Any) -> None:
 
 
 def _add_tune(sub: Any) -> None:
-    from .tasks import DEFAULT_TASK
-    from .tune import PRUNERS
+    from .tune import Space, TuneSettings
 
     p = sub.add_parser(
         "tune", help="hyperparameter search with Optuna (one machine or many)",
@@ -206,41 +207,10 @@ def _add_tune(sub: Any) -> None:
         "resumed study never trains a configuration it already finished.",
         epilog="Ranges are LOW:HIGH. A space file (TOML or YAML) takes the same keys: "
         "optimizers, schedules, lr, momentum, beta1, beta2, weight_decay, warmup.")
-    p.add_argument("--task", default=DEFAULT_TASK, help=f"task (default {DEFAULT_TASK})")
-    p.add_argument("--space", default=None, help="search space file (TOML or YAML)")
-    p.add_argument("--optimizers", type=_typed(parse_csv), default=None,
-                   help="optimizers to choose from (default adam,sgd)")
-    p.add_argument("--schedules", type=_typed(parse_csv), default=None,
-                   help="schedules to choose from (default constant)")
-    p.add_argument("--lr", default=None,
-                   help="lr range LOW:HIGH, log scale (default: 1/30..30x each default)")
-    p.add_argument("--momentum", default=None, help="momentum range (optimizers that have it)")
-    p.add_argument("--beta1", default=None, help="beta1 range (Adam family, Lion)")
-    p.add_argument("--beta2", default=None, help="beta2 range (Adam family, Lion)")
-    p.add_argument("--weight-decay", default=None, help="weight decay range, log scale")
-    p.add_argument("--warmup", default=None,
-                   help="warmup fraction range for warmup-cosine and wsd")
-    p.add_argument("--trials", type=_typed(parse_positive), default=20,
-                   help="finished (complete or pruned) trials the study needs (default 20)")
-    p.add_argument("--epochs", type=_typed(parse_positive), default=None,
-                   help="epochs per trial (default: the task's)")
-    p.add_argument("--batch-size", type=_typed(parse_positive), default=None,
-                   help="mini-batch size")
-    p.add_argument("--evals", type=_typed(parse_positive), default=10,
-                   help="evaluations per trial, the pruner's checkpoints (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial")
-    p.add_argument("--pruner", choices=list(PRUNERS), default="median",
-                   help="median, halving (successive halving) or none (default median)")
-    p.add_argument("--storage", default=None,
-                   help="database URL (default: sqlite in --out); e.g. postgresql://...")
-    p.add_argument("--study", default=None,
-                   help="study name, to resume it or to join it from other workers "
-                   "(default descend-TASK)")
-    p.add_argument("--heartbeat", type=float, default=10.0,
-                   help="seconds between worker heartbeats (default 10); a trial silent "
-                   "for 3 heartbeats is failed and retried")
-    p.add_argument("--out", default=None, help="output directory (default runs/tune/TASK)")
-    p.add_argument("--data-dir", default=None, help="IDX folder for mnist-*/fashion-* tasks")
+    add_fields(p, TuneSettings)
+    add_fields(p, Space)
+    p.add_argument("--space", default=None,
+                   help="search space file (TOML or YAML); flags override its keys")
     p.add_argument("--json", action="store_true", help="print the best configuration as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -380,35 +350,20 @@ def _lr_find(args: argparse.Namespace) -> None:
 def _tune(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from .tune import Space, TuneSettings, parse_range, tune
+    from .tune import Space, TuneSettings, tune
 
     space = Space.from_file(args.space) if args.space else Space()
-    changes: dict[str, Any] = {}
-    if args.optimizers:
-        changes["optimizers"] = args.optimizers
-    if args.schedules:
-        changes["schedules"] = args.schedules
-    for name in ("lr", "momentum", "beta1", "beta2", "weight_decay", "warmup"):
-        text = getattr(args, name)
-        if text:
-            changes[name] = parse_range(text, "--" + name.replace("_", "-"))
-    space = dataclasses.replace(space, **changes)
-    if not args.heartbeat > 0:
-        raise ValueError(f"--heartbeat must be a number of seconds > 0, got {args.heartbeat}")
-    settings = TuneSettings(task=args.task, space=space, trials=args.trials,
-                            epochs=args.epochs, batch_size=args.batch_size, evals=args.evals,
-                            seed=args.seed, pruner=args.pruner, storage=args.storage,
-                            study=args.study, heartbeat=args.heartbeat, out=args.out,
-                            data_dir=args.data_dir)
+    space = dataclasses.replace(space, **values(args, Space))  # validates again
+    settings = TuneSettings(**values(args, TuneSettings), space=space)
     best = tune(settings, progress=not (args.no_progress or args.json))
     if args.json:
         print(json.dumps(best, indent=2, default=str))
         return
+    out = settings.out or f"runs/tune/{settings.task}"
     print(f"best: {best['optimizer']}  schedule {best['schedule']}  "
           f"final val loss {best['value']:.4g} (trial {best['trial']}); trials: "
           + ", ".join(f"{k} {v}" for k, v in best["trials"].items()))
-    print(f"reuse it:  descend compare --task {args.task} --config "
-          f"{(args.out or 'runs/tune/' + args.task)}/best.json")
+    print(f"reuse it:  descend compare --task {settings.task} --config {out}/best.json")
 
 
 COMMANDS = {"compare": _compare, "report": _report, "list": _list, "paths": _paths,

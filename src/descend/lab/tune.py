@@ -29,21 +29,20 @@ from .errors import LabError
 from .lock import folder_lock
 from .records import write_json_atomic, write_text_atomic
 from .runner import one_thread
-from .spec import RunSpec, lr_sweep
+from .spec import (
+    SWEEP_TEXT,
+    RunSpec,
+    lr_sweep,
+    option,
+    parse_count,
+    parse_csv,
+    parse_number,
+    parse_positive,
+)
 from .tasks import Task, get_task
 from .train import train
 
 Range = tuple[float, float]
-
-
-def parse_range(text: str, name: str) -> Range:
-    """'1e-4:1e-1' -> (1e-4, 0.1)."""
-    try:
-        low, high = (float(v) for v in text.split(":"))
-    except ValueError:
-        raise ValueError(f"{name} must be written LOW:HIGH (two numbers), got {text!r}"
-                         ) from None
-    return _check_range((low, high), name)
 
 
 def _check_range(value: Any, name: str) -> Range:
@@ -78,20 +77,41 @@ def lr_range(optimizer: str) -> Range:
     return low, high
 
 
+def _range_flag(text: str) -> Range:
+    """A range on the command line: 'LOW:HIGH' (argparse names the flag)."""
+    try:
+        low, high = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise ValueError(f"must be written LOW:HIGH (two numbers), got {text!r}") from None
+    return low, high
+
+
+def _range(help: str) -> dict[str, Any]:
+    return option(help, parse=_range_flag, metavar="LOW:HIGH")
+
+
 @dataclass
 class Space:
     """What a study searches. Log scales for lr and weight decay; a range left as None is
     not searched (the optimizer's value is used). `warmup` is the warmup fraction of the
-    schedules that have one (warmup-cosine, wsd)."""
+    schedules that have one (warmup-cosine, wsd). The `descend tune` flags are generated
+    from these fields (and those of `TuneSettings`)."""
 
-    optimizers: list[str] = field(default_factory=lambda: ["adam", "sgd"])
-    schedules: list[str] = field(default_factory=lambda: ["constant"])
-    lr: Range | None = None
-    momentum: Range | None = None
-    beta1: Range | None = None
-    beta2: Range | None = None
-    weight_decay: Range | None = None
-    warmup: Range | None = None
+    optimizers: list[str] = field(default_factory=lambda: ["adam", "sgd"], metadata=option(
+        "optimizer specs to choose from, comma-separated", parse=parse_csv))
+    schedules: list[str] = field(default_factory=lambda: ["constant"], metadata=option(
+        "schedule specs to choose from, comma-separated", parse=parse_csv))
+    lr: Range | None = field(default=None, metadata=option(
+        "lr range, log scale", parse=_range_flag, metavar="LOW:HIGH",
+        default_text=f"{SWEEP_TEXT} of each optimizer's default"))
+    momentum: Range | None = field(default=None, metadata=_range(
+        "momentum range (optimizers that have it)"))
+    beta1: Range | None = field(default=None, metadata=_range("beta1 range (Adam family, Lion)"))
+    beta2: Range | None = field(default=None, metadata=_range("beta2 range (Adam family, Lion)"))
+    weight_decay: Range | None = field(default=None, metadata=_range(
+        "weight decay range, log scale"))
+    warmup: Range | None = field(default=None, metadata=_range(
+        "warmup fraction range for warmup-cosine and wsd"))
 
     def __post_init__(self) -> None:
         for o in self.optimizers:
@@ -168,24 +188,47 @@ class Space:
                 dict(trial.params))
 
 
+PRUNERS = ("median", "halving", "none")
+
+
 @dataclass
 class TuneSettings:
-    task: str = "digits-mlp"
+    """A study: what it trains, how long, where it is stored."""
+
+    task: str = field(default="digits-mlp", metadata=option("task to train"))
     space: Space = field(default_factory=Space)
-    trials: int = 20
-    epochs: int | None = None
-    batch_size: int | None = None
-    evals: int = 10
-    seed: int = 0
-    pruner: str = "median"
-    storage: str | None = None
-    study: str | None = None
-    heartbeat: float = 10.0
-    out: str | None = None
-    data_dir: str | None = None
+    trials: int = field(default=20, metadata=option(
+        "finished (complete or pruned) trials the study needs", parse=parse_positive))
+    epochs: int | None = field(default=None, metadata=option(
+        "epochs per trial", parse=parse_positive, default_text="the task's"))
+    batch_size: int | None = field(default=None, metadata=option(
+        "mini-batch size", parse=parse_positive, default_text="the task's"))
+    evals: int = field(default=10, metadata=option(
+        "evaluations per trial, the pruner's checkpoints", parse=parse_positive))
+    seed: int = field(default=0, metadata=option(
+        "seed of the sampler and of every trial", parse=parse_count, default_text="0"))
+    pruner: str = field(default="median", metadata=option(
+        "median, halving (successive halving) or none", choices=PRUNERS))
+    storage: str | None = field(default=None, metadata=option(
+        "database URL, e.g. postgresql://USER:PASS@HOST/DB", default_text="sqlite in --out"))
+    study: str | None = field(default=None, metadata=option(
+        "study name, to resume it or to join it from other workers",
+        default_text="descend-TASK"))
+    heartbeat: float = field(default=10.0, metadata=option(
+        "seconds between worker heartbeats; a trial silent for 3 heartbeats is failed and "
+        "retried", parse=parse_number))
+    out: str | None = field(default=None, metadata=option(
+        "output folder (one writer: each worker of a shared study needs its own)",
+        default_text="runs/tune/TASK"))
+    data_dir: str | None = field(default=None, metadata=option(
+        "IDX folder for mnist-*/fashion-* tasks"))
 
-
-PRUNERS = ("median", "halving", "none")
+    def __post_init__(self) -> None:
+        if not (isinstance(self.heartbeat, (int, float)) and self.heartbeat > 0):
+            raise ValueError(f"heartbeat (--heartbeat) must be a number of seconds > 0, got "
+                             f"{self.heartbeat!r}")
+        if self.pruner not in PRUNERS:
+            raise ValueError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
 
 
 def _pruner(name: str) -> Any:
