@@ -82,7 +82,7 @@ def test_two_workers_share_a_study_and_a_kill_loses_only_one_trial(tmp_path, bac
     trials = 10
     cmd = [sys.executable, "-m", "descend.lab.cli", "tune", "--task", "digits-logreg",
            "--optimizers", "sgd,adam", "--lr", "1e-4:1", "--trials", str(trials),
-           "--epochs", "4", "--evals", "4", "--storage", url, "--study", study_name,
+           "--epochs", "30", "--evals", "10", "--storage", url, "--study", study_name,
            "--heartbeat", "1", "--pruner", "none", "--no-progress"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # Workers share the study through the database; each writes its own output folder.
@@ -94,17 +94,23 @@ def test_two_workers_share_a_study_and_a_kill_loses_only_one_trial(tmp_path, bac
     victim = None
     deadline = time.time() + 180
     while victim is None and time.time() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.05)
         try:
             study = optuna.load_study(study_name=study_name, storage=storage)
         except KeyError:
             continue
-        for t in study.get_trials(deepcopy=False):
+        trials_now = study.get_trials(deepcopy=False)
+        if not any(t.state.is_finished() for t in trials_now):
+            continue
+        for t in trials_now:
+            # A trial of A's that has reported at most 3 of its 10 evaluations: the kill
+            # lands in the middle of it rather than racing its end, however loaded the
+            # machine is (a trial's evaluations slow down with it).
             if (t.state == optuna.trial.TrialState.RUNNING and
                     t.user_attrs.get("worker", "").endswith(f":{a.pid}") and
-                    len([s for s in study.get_trials(deepcopy=False)
-                         if s.state.is_finished()]) >= 1):
+                    len(t.intermediate_values) <= 3):
                 victim = t.number
+                break
     assert victim is not None, "worker A never ran a trial"
     a.send_signal(signal.SIGKILL)
     a.wait()
