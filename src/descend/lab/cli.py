@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, fields
@@ -393,6 +394,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"descend {args.command}: interrupted; finished runs are kept, re-run to resume",
               file=sys.stderr)
+        if argv is None:  # the command line, not a caller in Python
+            # Runs are written, workers gone, the lock released: skip the interpreter's
+            # teardown, which takes seconds with torch loaded, so that Ctrl-C is quick.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     return 0
 

@@ -13,7 +13,7 @@ from .analysis import Comparison
 from .console import ProgressDisplay
 from .lock import folder_lock
 from .records import finished, write_json_atomic
-from .report import build_report, warm_up
+from .report import build_report
 from .runner import execute, one_thread, pending, task_key
 from .spec import Execution, Grid, best_lrs, split_options
 from .tasks import DEFAULT_TASK, Task, get_task
@@ -138,7 +138,6 @@ def _train_and_report(grid: Grid, where: Execution, task: Task, own: bool, out: 
     try:
         if todo and hasattr(executor, "start"):
             executor.start()
-        warm_up()
         clock.lap("start")
         with ProgressDisplay(grid.planned_runs(), progress, console) as show:
             ran += execute(tune, out, executor, show)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import html
 import math
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,6 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def warm_up() -> threading.Thread:
-    """Import matplotlib in the background while runs train elsewhere."""
-    thread = threading.Thread(target=pyplot, name="descend-import-matplotlib", daemon=True)
-    thread.start()
-    return thread
 
 
 # Fixed margins instead of constrained layout: the figures have one axes each, and the
@@ -275,4 +267,4 @@ def build_report(run_dir: str | Path, target: float | None = None) -> tuple[Comp
     return cmp, html_path
 
 
-__all__ = ["build_report", "pyplot", "warm_up"]
+__all__ = ["build_report", "pyplot"]
