@@ -13,9 +13,10 @@ Runs the command N times (default 5) into fresh folders and reports medians:
     report    plots, report.md/html, summary.json
     other     the rest: printing the table, interpreter exit
 
-Usage: python benchmarks/lab_start.py [--runs 5] [-- extra compare arguments]
+Usage: python benchmarks/lab_start.py [--runs 5] [--against OTHER/src] [-- compare args]
 The machine is shared: single timings are noise; read the medians, and the load average
-printed beside them.
+printed beside them. With --against, each run is paired with a run of another checkout's
+`src` (say, the code before a change), interleaved so that both see the same load.
 """
 
 from __future__ import annotations
@@ -33,16 +34,18 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-def once(extra: list[str]) -> dict[str, float]:
+def once(extra: list[str], src: str | None = None) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": src} if src else None
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import descend.lab.cli"], check=True)
+    subprocess.run([sys.executable, "-c", "import descend.lab.cli"], check=True, env=env)
     imports = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        done = subprocess.run([str(BIN / "descend"), "compare", "--out", f"{tmp}/run",
-                               "--json", *extra], capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, "-m", "descend.lab.cli", "compare", "--out",
+                               f"{tmp}/run", "--json", *extra], capture_output=True,
+                              text=True, check=True, env=env)
         total = time.perf_counter() - start
-    laps = json.loads(done.stdout)["timings"]
+    laps = json.loads(done.stdout).get("timings", {})  # older versions do not report them
     row = {"total": total, "imports": imports, **laps}
     row["other"] = total - imports - sum(laps.values())
     return row
@@ -51,14 +54,19 @@ def once(extra: list[str]) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--against", default=None, metavar="SRC",
+                   help="another checkout's src folder, run in turn with this one")
     p.add_argument("extra", nargs="*", help="more compare arguments (after --)")
     args = p.parse_args()
-    rows = []
+    rows, others = [], []
     for i in range(args.runs):
         load = os.getloadavg()[0]
         rows.append(once(args.extra))
-        print(f"run {i + 1}: total {rows[-1]['total']:.2f} s (load average before: "
-              f"{load:.2f})", flush=True)
+        line = f"run {i + 1}: total {rows[-1]['total']:.2f} s"
+        if args.against:
+            others.append(once(args.extra, args.against))
+            line += f", against {others[-1]['total']:.2f} s"
+        print(f"{line} (load average before: {load:.2f})", flush=True)
     keys = ["total", "imports", "validate", "prepare", "start", "train", "stop", "report", "other"]
     print(f"\nmedian of {len(rows)} runs of `descend compare` (default grid: digits-mlp, "
           f"7 optimizers x 3 seeds = 21 runs, --jobs = {os.cpu_count()} cores):")
@@ -66,6 +74,10 @@ def main() -> None:
         values = [r.get(key, 0.0) for r in rows]
         print(f"  {key:<8} {statistics.median(values):6.2f} s   "
               f"(min {min(values):.2f}, max {max(values):.2f})")
+    if others:
+        values = [r["total"] for r in others]
+        print(f"  against  {statistics.median(values):6.2f} s   "
+              f"(min {min(values):.2f}, max {max(values):.2f}): total of {args.against}")
 
 
 if __name__ == "__main__":
