@@ -12,6 +12,8 @@ Runs the command N times (default 5) into fresh folders and reports medians:
     stop      handing the workers back
     report    plots, report.md/html, summary.json
     other     the rest: printing the table, interpreter exit
+    cpu       CPU seconds (user + system) of the command and its workers: what a quiet
+              machine has to spend, whatever else runs on it
 
 Usage: python benchmarks/lab_start.py [--runs 5] [--against OTHER/src] [-- compare args]
 The machine is shared: single timings are noise; read the medians, and the load average
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,13 +43,16 @@ def once(extra: list[str], src: str | None = None) -> dict[str, float]:
     subprocess.run([sys.executable, "-c", "import descend.lab.cli"], check=True, env=env)
     imports = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "descend.lab.cli", "compare", "--out",
                                f"{tmp}/run", "--json", *extra], capture_output=True,
                               text=True, check=True, env=env)
         total = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     laps = json.loads(done.stdout).get("timings", {})  # older versions do not report them
-    row = {"total": total, "imports": imports, **laps}
+    row = {"total": total, "imports": imports, **laps, "cpu": cpu}
     row["other"] = total - imports - sum(laps.values())
     return row
 
@@ -67,7 +73,8 @@ def main() -> None:
             others.append(once(args.extra, args.against))
             line += f", against {others[-1]['total']:.2f} s"
         print(f"{line} (load average before: {load:.2f})", flush=True)
-    keys = ["total", "imports", "validate", "prepare", "start", "train", "stop", "report", "other"]
+    keys = ["total", "imports", "validate", "prepare", "start", "train", "stop", "report", "other",
+            "cpu"]
     print(f"\nmedian of {len(rows)} runs of `descend compare` (default grid: digits-mlp, "
           f"7 optimizers x 3 seeds = 21 runs, --jobs = {os.cpu_count()} cores):")
     for key in keys:
@@ -76,8 +83,10 @@ def main() -> None:
               f"(min {min(values):.2f}, max {max(values):.2f})")
     if others:
         values = [r["total"] for r in others]
+        cpus = [r["cpu"] for r in others]
         print(f"  against  {statistics.median(values):6.2f} s   "
-              f"(min {min(values):.2f}, max {max(values):.2f}): total of {args.against}")
+              f"(min {min(values):.2f}, max {max(values):.2f}): total of {args.against}, "
+              f"cpu {statistics.median(cpus):.2f} s")
 
 
 if __name__ == "__main__":
