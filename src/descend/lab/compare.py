@@ -13,7 +13,7 @@ from .analysis import Comparison
 from .console import ProgressDisplay
 from .lock import folder_lock
 from .records import finished, write_json_atomic
-from .report import build_report
+from .report import build_report, warm_up
 from .runner import execute, one_thread, pending, task_key
 from .spec import Execution, Grid, best_lrs, split_options
 from .tasks import DEFAULT_TASK, Task, get_task
@@ -122,7 +122,7 @@ def _study_first(grid: Grid, task: Task, out: Path, progress: bool) -> Grid:
 def _train_and_report(grid: Grid, where: Execution, task: Task, own: bool, out: Path,
                       cluster: Any, progress: bool, console: Any, clock: Clock
                       ) -> CompareResult:
-    from .pool import default_jobs, make_executor
+    from .pool import LocalPool, default_jobs, make_executor
 
     tune = grid.tune_specs(task)
     known = tune + grid.main_specs(task, {})
@@ -138,6 +138,8 @@ def _train_and_report(grid: Grid, where: Execution, task: Task, own: bool, out: 
     try:
         if todo and hasattr(executor, "start"):
             executor.start()
+            if isinstance(executor, LocalPool):  # this process only waits while they train
+                warm_up()
         clock.lap("start")
         with ProgressDisplay(grid.planned_runs(), progress, console) as show:
             ran += execute(tune, out, executor, show)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,15 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def warm_up() -> threading.Thread:
+    """Import matplotlib in the background while runs train in worker processes (about
+    half a second off the report). Start it after forking workers; the command line exits
+    without waiting for it on Ctrl-C (see `cli.main`)."""
+    thread = threading.Thread(target=pyplot, name="descend-import-matplotlib", daemon=True)
+    thread.start()
+    return thread
 
 
 # Fixed margins instead of constrained layout: the figures have one axes each, and the
@@ -267,4 +277,4 @@ def build_report(run_dir: str | Path, target: float | None = None) -> tuple[Comp
     return cmp, html_path
 
 
-__all__ = ["build_report", "pyplot"]
+__all__ = ["build_report", "pyplot", "warm_up"]
