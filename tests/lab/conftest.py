@@ -10,5 +10,5 @@ SMALL = dict(optimizers=["sgd", "adam"], seeds=[0, 1], epochs=3, evals=4, progre
 def small_run(tmp_path_factory):
     """A finished tiny grid, shared by the tests that only read it."""
     out = tmp_path_factory.mktemp("small")
-    cmp = compare("digits-logreg", out=out, **SMALL)
-    return out, cmp
+    result = compare("digits-logreg", out=out, **SMALL)
+    return out, result.comparison

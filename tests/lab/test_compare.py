@@ -11,8 +11,8 @@ import torch
 from descend.lab import records
 from descend.lab.compare import compare
 from descend.lab.records import read_runs
-from descend.lab.runner import Grid, execute
-from descend.lab.spec import RunSpec
+from descend.lab.runner import execute
+from descend.lab.spec import Grid, RunSpec
 from descend.lab.tasks import Task, get_task
 
 from .conftest import SMALL
@@ -102,7 +102,7 @@ def test_table_numbers_recomputed_by_hand(small_run):
 
 def test_divergence_is_reported_not_dropped(tmp_path):
     cmp = compare("linreg", ["sgd:lr=10", "sgd:lr=0.001"], seeds=[0], epochs=2, evals=4,
-                  out=tmp_path, progress=False, jobs=1)
+                  out=tmp_path, progress=False, jobs=1).comparison
     rows = {r.optimizer: r for r in cmp.rows}
     assert rows["sgd:lr=10"].diverged == 1
     assert rows["sgd:lr=0.001"].diverged == 0
@@ -114,7 +114,7 @@ def test_divergence_is_reported_not_dropped(tmp_path):
 
 def test_linear_regression_reports_distance_to_the_optimum(tmp_path):
     cmp = compare("linreg", ["adam:lr=0.05"], seeds=[0], epochs=30, evals=5, out=tmp_path,
-                  progress=False, jobs=1)
+                  progress=False, jobs=1).comparison
     run = next(iter(read_runs(tmp_path)))
     distances = run.series("distance")
     assert distances[-1] < 0.2 * distances[0]
@@ -128,13 +128,13 @@ def test_regimes_change_only_the_batch(tmp_path):
     assert RunSpec("t", "sgd", regime="sgd").batch(n) == 1
     assert RunSpec("t", "sgd", regime="minibatch", batch_size=32).batch(n) == 32
     cmp = compare("digits-logreg", ["sgd"], regimes=["full", "minibatch"], seeds=[0],
-                  steps=20, evals=2, out=tmp_path, progress=False, jobs=1)
+                  steps=20, evals=2, out=tmp_path, progress=False, jobs=1).comparison
     assert {r.regime for r in cmp.rows} == {"full", "minibatch"}
 
 
 def test_tuning_selects_on_validation_and_keeps_the_default(tmp_path):
     cmp = compare("linreg", ["sgd"], seeds=[0, 1], epochs=3, evals=2, tune_lr=True,
-                  lr_grid=[1e-5, 1e-3, 10.0], out=tmp_path, progress=False, jobs=1)
+                  lr_grid=[1e-5, 1e-3, 10.0], out=tmp_path, progress=False, jobs=1).comparison
     sources = {r.lr_source: r for r in cmp.rows}
     assert set(sources) == {"default", "tuned"}
     assert sources["tuned"].lr == 1e-3 and sources["default"].lr == 0.1
@@ -154,7 +154,7 @@ def test_users_own_model_and_data(tmp_path):
     task = Task.from_tensors("mine", lambda: torch.nn.Linear(5, 2),
                              torch.nn.functional.cross_entropy, loader, epochs=5)
     cmp = compare(task, ["adam:lr=0.05", "sgd"], seeds=[0], evals=3, out=tmp_path,
-                  progress=False)
+                  progress=False).comparison
     assert {r.optimizer for r in cmp.rows} == {"adam:lr=0.05", "sgd"}
     assert max(r.final_mean for r in cmp.rows) > 0.85
 
@@ -168,5 +168,5 @@ def test_corrupt_records_get_a_clear_error(tmp_path, small_run):
     (bad / "runs" / "x.jsonl").write_text("\n".join(src) + "\n")
     with pytest.raises(records.RecordsError, match="line 2 is not valid JSON"):
         list(read_runs(bad))
-    with pytest.raises(records.RecordsError, match="no runs/ folder"):
+    with pytest.raises(records.RecordsError, match="not a descend run directory"):
         list(read_runs(tmp_path / "nothing"))

@@ -104,3 +104,17 @@ def test_lr_find_cli(tmp_path, capsys):
     assert set(out["suggestions"]) == {"steepest", "minimum/10", "valley"}
     assert out["compare_args"][0] == "--optimizers"
     assert (tmp_path / "lr_find.png").stat().st_size > 10_000
+
+
+def test_find_lr_from_python_writes_what_the_cli_prints(tmp_path):
+    from descend.lab.lrfind import find_lr
+
+    report = find_lr("digits-logreg", "sgd:lr=0.1", start=1e-4, end=100, steps=40,
+                     out=tmp_path, schedule="warmup-cosine")
+    assert report.plot == tmp_path / "lr_find.png" and report.plot.stat().st_size > 10_000
+    saved = json.loads(report.json.read_text())
+    assert saved["optimizer"] == "sgd:lr=0.1" and len(saved["lrs"]) == len(report.result.lrs)
+    assert report.compare_args[:1] == ["--optimizers"] and "warmup-cosine" in report.compare_args
+    with pytest.raises(ValueError, match="rule must be one of valley"):
+        find_lr("digits-logreg", rule="best", out=tmp_path / "never")
+    assert not (tmp_path / "never").exists()

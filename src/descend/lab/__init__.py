@@ -8,6 +8,8 @@ from typing import Any
 
 _EXPORTS = {
     "compare": ("descend.lab.compare", "compare"),
+    "CompareResult": ("descend.lab.compare", "CompareResult"),
+    "Grid": ("descend.lab.spec", "Grid"),
     "Task": ("descend.lab.tasks", "Task"),
     "get_task": ("descend.lab.tasks", "get_task"),
     "build_report": ("descend.lab.report", "build_report"),

@@ -2,113 +2,159 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .analysis import Comparison
-from .records import write_json_atomic
-from .report import build_report
-from .runner import Grid, best_lrs, default_jobs, execute
-from .spec import RunSpec
+from .console import ProgressDisplay
+from .lock import folder_lock
+from .records import finished, write_json_atomic
+from .report import build_report, warm_up
+from .runner import execute, one_thread, pending, task_key
+from .spec import Execution, Grid, best_lrs, split_options
 from .tasks import DEFAULT_TASK, Task, get_task
 
 
-class ProgressDisplay:
-    """Rich progress bars: one for the whole grid, one per run in flight with its loss."""
+@dataclass
+class CompareResult:
+    """What `compare` wrote, and the comparison it computed from it."""
 
-    def __init__(self, total: int, enabled: bool = True, console: Any = None) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+    out: Path  # the run folder
+    report: Path  # report.html (report.md, summary.json and the PNGs lie beside it)
+    comparison: Comparison
+    runs: int  # runs in the grid (lr trials included)
+    ran: int  # of which trained by this call; the others were finished in `out` already
+    # Wall seconds of each phase: validate (the grid's specs), prepare (data, the budget's
+    # schedules, the folder), start (workers), train, stop (workers), report
+    timings: dict[str, float] = field(default_factory=dict)
 
-        self.progress = Progress(TextColumn("{task.description:<42}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
-                                 TimeElapsedColumn(), console=console, disable=not enabled)
-        self.overall = self.progress.add_task("all runs", total=total, loss="")
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> ProgressDisplay:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.stop()
-
-    def start(self, spec: RunSpec) -> None:
-        tag = " (lr trial)" if spec.role == "tune" else ""
-        self.tasks[spec.run_id] = self.progress.add_task(
-            f"{spec.label} seed {spec.seed}{tag}"[:42], total=None, loss="")
-
-    def update(self, run_id: str, step: int, total: int, loss: float) -> None:
-        if run_id in self.tasks:
-            self.progress.update(self.tasks[run_id], completed=step, total=total,
-                                 loss=f"loss {loss:.4g}")
-
-    def done(self, run_id: str) -> None:
-        task = self.tasks.pop(run_id, None)
-        if task is not None:
-            self.progress.remove_task(task)
-        self.progress.advance(self.overall)
+    def to_json(self) -> dict[str, Any]:
+        return {**self.comparison.to_json(), "out": str(self.out), "report": str(self.report),
+                "runs": self.runs, "ran": self.ran, "timings": self.timings}
 
 
 def compare(task: str | Task = DEFAULT_TASK, optimizers: Sequence[str] | None = None, *,
-            schedules: Sequence[str] = ("constant",), seeds: Sequence[int] = (0, 1, 2),
-            regimes: Sequence[str] = ("minibatch",), batch_size: int | None = None,
-            epochs: int | None = None, steps: int | None = None, evals: int = 50,
-            tune_lr: bool = False, lr_grid: Sequence[float] = (), tune_points: int = 7,
-            target: float | None = None, out: str | Path | None = None,
-            jobs: int | None = None, data_dir: str | None = None, progress: bool = True,
-            tune_trials: int = 0, console: Any = None) -> Comparison:
+            progress: bool = True, console: Any = None, **options: Any) -> CompareResult:
     """Train `task` under every optimizer x schedule x seed x regime and compare them.
 
-    `task` is a built-in task name or your own `Task` (see `Task.from_tensors`). Runs
-    already finished in `out` are skipped, so calling again after an interruption resumes
-    the grid. Returns the comparison; the report files are written into `out`.
+    `task` is a built-in task name or your own `Task` (see `Task.from_tensors`). `options`
+    are the fields of `Grid` (what to train: schedules, seeds, regimes, epochs, tune_lr,
+    target, tune_trials, ...) and of `Execution` (where: out, jobs, cluster); the CLI's
+    flags are generated from the same fields. Runs already finished in `out` are skipped,
+    so calling again after an interruption resumes the grid. Returns what was written.
 
     With ``tune_trials=N``, an Optuna study of N trials over these optimizers (lr on a log
     scale, first seed, validation loss) runs first, in ``out/tune``; its best configuration
     joins the comparison as one more row, and its plots join the report.
     """
+    clock = Clock()
+    grid_options, where = split_options(options)
+    if optimizers is not None:
+        grid_options["optimizers"] = optimizers
     own = isinstance(task, Task)
-    name = task.name if own else task
-    options = (("data_dir", str(data_dir)),) if data_dir else ()
-    task_obj = task if own else get_task(name, **dict(options))
-    run_dir = Path(out or Path("runs") / name)
-    optimizers = list(optimizers or Grid.optimizers)
-    if tune_trials:
-        from .tune import Space, TuneSettings
-        from .tune import tune as run_study
+    grid = Grid(task=task.name if own else task, **grid_options)
+    clock.lap("validate")
+    return run_grid(grid, Execution(**where), task if own else None, progress=progress,
+                    console=console, clock=clock)
 
-        best = run_study(TuneSettings(task=name, space=Space(optimizers=optimizers),
-                                      trials=tune_trials, epochs=epochs, batch_size=batch_size,
-                                      seed=seeds[0], out=str(run_dir / "tune"),
-                                      data_dir=data_dir), progress=progress, task=task_obj)
-        if best["optimizer"] not in optimizers:
-            optimizers.append(best["optimizer"])
-    grid = Grid(task=name, optimizers=tuple(optimizers),
-                schedules=tuple(schedules), seeds=tuple(seeds), regimes=tuple(regimes),
-                batch_size=batch_size, epochs=epochs, steps=steps, evals=evals,
-                tune_lr=tune_lr, lr_grid=tuple(lr_grid), tune_points=tune_points,
-                task_options=options)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    jobs = default_jobs() if jobs is None else jobs
-    local = task_obj if own else None
 
-    tune = grid.tune_specs(task_obj)
-    with ProgressDisplay(len(tune) + len(grid.main_specs(task_obj, {})) *
-                         (2 if tune_lr else 1), progress, console) as show:
-        execute(tune, run_dir, jobs=jobs, task=local, show=show)
-        tuned = best_lrs(grid, task_obj, run_dir) if tune_lr else {}
-        main = grid.main_specs(task_obj, tuned)
-        write_json_atomic(run_dir / "grid.json", {
-            **grid.to_json(), "target": target,
-            "run_ids": [s.run_id for s in tune + main],
-            "tuned_lrs": {" ".join(k): v for k, v in tuned.items()}})
-        execute(main, run_dir, jobs=jobs, task=local, show=show)
-    cmp, _ = build_report(run_dir, target)
-    return cmp
+class Clock:
+    """Wall time of the phases of a compare, for `CompareResult.timings`."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self.last, 3)
+        self.last = now
+
+
+def run_grid(grid: Grid, where: Execution, task: Task | None = None, *,
+             progress: bool = True, console: Any = None, clock: Clock | None = None
+             ) -> CompareResult:
+    """Validate everything, then hold the run folder, train what is missing and report."""
+    clock = clock or Clock()
+    own = task is not None
+    task = task or get_task(grid.task, **dict(grid.task_options))
+    with one_thread():
+        task.splits  # noqa: B018 (a missing or corrupt data folder fails here, before any write)
+    grid.check(task)
+    out = Path(where.out or Path("runs") / grid.task)
+    cluster = None
+    if where.cluster:
+        if own:
+            raise ValueError("a cluster runs registered tasks only (it rebuilds them by name "
+                             "on its workers); run your own Task locally")
+        from .cluster import DaskCluster
+
+        cluster = DaskCluster(where.cluster)  # unreachable: fails here, before any write
+    try:
+        with folder_lock(out) as out:
+            if grid.tune_trials:
+                grid = _study_first(grid, task, out, progress)
+            return _train_and_report(grid, where, task, own, out, cluster, progress, console,
+                                     clock)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _study_first(grid: Grid, task: Task, out: Path, progress: bool) -> Grid:
+    from .tune import Space, TuneSettings
+    from .tune import tune as run_study
+
+    best = run_study(TuneSettings(task=grid.task, space=Space(optimizers=list(grid.optimizers)),
+                                  trials=grid.tune_trials, epochs=grid.epochs,
+                                  batch_size=grid.batch_size, seed=grid.seeds[0],
+                                  out=str(out / "tune"), data_dir=grid.data_dir),
+                     progress=progress, task=task)
+    if best["optimizer"] in grid.optimizers:
+        return grid
+    return dataclasses.replace(grid, optimizers=(*grid.optimizers, best["optimizer"]))
+
+
+def _train_and_report(grid: Grid, where: Execution, task: Task, own: bool, out: Path,
+                      cluster: Any, progress: bool, console: Any, clock: Clock
+                      ) -> CompareResult:
+    from .pool import LocalPool, default_jobs, make_executor
+
+    tune = grid.tune_specs(task)
+    known = tune + grid.main_specs(task, {})
+    todo = len(pending(known, out)) + (len(grid.main_specs(task, {})) if grid.tune_lr else 0)
+    if cluster is not None:
+        executor = cluster
+    else:
+        jobs = where.jobs or default_jobs()
+        # Started before the progress display's thread: workers are forked from here.
+        executor = make_executor(jobs, {task_key(known[0]): task}, todo, own_task=own)
+    ran = 0
+    clock.lap("prepare")
+    try:
+        if todo and hasattr(executor, "start"):
+            executor.start()
+            if isinstance(executor, LocalPool):  # this process only waits while they train
+                warm_up()
+        clock.lap("start")
+        with ProgressDisplay(grid.planned_runs(), progress, console) as show:
+            ran += execute(tune, out, executor, show)
+            tuned = best_lrs(grid, task, lambda s: finished(out, s)) if grid.tune_lr else {}
+            main = grid.main_specs(task, tuned)
+            write_json_atomic(out / "grid.json", {
+                **grid.to_json(), "run_ids": [s.run_id for s in tune + main],
+                "tuned_lrs": {" ".join(k): v for k, v in tuned.items()}})
+            ran += execute(main, out, executor, show)
+        clock.lap("train")
+    finally:
+        if cluster is None:
+            executor.close()
+    clock.lap("stop")
+    cmp, html = build_report(out, grid.target)
+    clock.lap("report")
+    return CompareResult(out=out, report=html, comparison=cmp, runs=grid.planned_runs(),
+                         ran=ran, timings=clock.laps)

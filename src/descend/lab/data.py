@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .errors import LabError
+
 
 @dataclass(frozen=True)
 class Splits:
@@ -44,12 +46,28 @@ def cache_dir() -> Path:
 # -- scikit-learn's handwritten digits (bundled, 1797 images of 8x8) -------------------------
 
 
-def digits(val_fraction: float = 0.15, test_fraction: float = 0.2) -> Splits:
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits.csv.gz, read the way `load_digits` reads it but
+    without importing scikit-learn, which takes longer than the whole default run's
+    training on one core; `load_digits` itself when the file is not where it is expected."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            data = np.loadtxt(path, delimiter=",")
+            return data[:, :-1], data[:, -1].astype(int)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x = torch.tensor(bunch.data, dtype=torch.float32) / 16.0
-    y = torch.tensor(bunch.target, dtype=torch.long)
+    return bunch.data, bunch.target
+
+
+def digits(val_fraction: float = 0.15, test_fraction: float = 0.2) -> Splits:
+    images, labels = _digits_arrays()
+    x = torch.tensor(images, dtype=torch.float32) / 16.0
+    y = torch.tensor(labels, dtype=torch.long)
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(1234))
     n_test = int(round(len(x) * test_fraction))
     test, rest = perm[:n_test], perm[n_test:]
@@ -103,7 +121,7 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
                0x0E: ">f8"}
 
 
-class DataError(Exception):
+class DataError(LabError):
     """A dataset file is missing, corrupt or not what it claims to be."""
 
 

@@ -199,3 +199,64 @@ def plot(result: LRFindResult, path: str | Path, title: str = "learning-rate ran
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+@dataclass
+class LRFindReport:
+    """What `find_lr` wrote: the sweep, the optimizer it swept, and the files."""
+
+    result: LRFindResult
+    task: str
+    optimizer: str
+    compare_args: list[str]
+    plot: Path
+    json: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {**{k: v for k, v in self.result.to_json().items()
+                   if k not in ("lrs", "losses", "smoothed")},
+                "task": self.task, "optimizer": self.optimizer,
+                "compare_args": self.compare_args, "plot": str(self.plot),
+                "json": str(self.json)}
+
+
+RULES = ("valley", "steepest", "minimum/10")
+
+
+def find_lr(task: str = "digits-mlp", optimizer: str = "adam", *, start: float = 1e-7,
+            end: float = 10.0, steps: int = 100, mode: str = "exp",
+            batch_size: int | None = None, seed: int = 0, schedule: str = "onecycle",
+            rule: str = "valley", out: str | Path | None = None,
+            data_dir: str | None = None) -> LRFindReport:
+    """The range test on a lab task: builds the task's model and the optimizer spec, runs
+    `lr_find`, and writes ``lr_find.png`` and ``lr_find.json`` into `out` (default
+    runs/lr-find/TASK). Everything is validated before anything is written."""
+    from .lock import folder_lock
+    from .records import write_json_atomic
+    from .registry import build_optimizer, canonical_optimizer, canonical_schedule
+    from .runner import one_thread
+    from .tasks import get_task
+
+    spec = canonical_optimizer(optimizer)
+    if canonical_schedule(schedule).split(":")[0] not in ("onecycle", "warmup-cosine"):
+        raise ValueError(f"schedule must be onecycle or warmup-cosine, got {schedule!r}")
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    lr_schedule(start, end, steps, mode)
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    lab_task = get_task(task, **({"data_dir": data_dir} if data_dir else {}))
+    with one_thread():
+        data = lab_task.splits
+    with folder_lock(Path(out or Path("runs") / "lr-find" / task)) as folder:
+        torch.manual_seed(seed)
+        model = lab_task.make_model()
+        opt = build_optimizer(spec, model.parameters())
+        result = lr_find(model, lab_task.loss, (data.x_train, data.y_train), opt,
+                         start_lr=start, end_lr=end, steps=steps, mode=mode,
+                         batch_size=batch_size or lab_task.batch_size, seed=seed)
+        png = plot(result, folder / "lr_find.png", title=f"{task}, {spec}")
+        args = result.schedule_args(spec, schedule, rule) if result.suggestions else []
+        report = LRFindReport(result, task, spec, args, png, folder / "lr_find.json")
+        write_json_atomic(report.json, {**result.to_json(), **report.to_json()}, indent=1)
+    return report

@@ -214,3 +214,17 @@ def draw_3d(result: PathsResult, path: str | Path) -> Path:
 
 def write_json(result: PathsResult, path: str | Path) -> Path:
     return write_json_atomic(Path(path), result.to_json(), indent=1)
+
+
+def save(result: PathsResult, out: Path, *, gif: bool = False, mp4: bool = False,
+         three_d: bool = False) -> list[Path]:
+    """Every picture `descend paths` writes into `out`: paths.png and paths.json, and on
+    request paths.gif, paths.mp4 and paths3d.png."""
+    files = [draw_png(result, out / "paths.png"), write_json(result, out / "paths.json")]
+    if gif:
+        files.append(animate(result, out / "paths.gif"))
+    if mp4:
+        files.append(animate(result, out / "paths.mp4"))
+    if three_d:
+        files.append(draw_3d(result, out / "paths3d.png"))
+    return files

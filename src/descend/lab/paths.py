@@ -19,6 +19,7 @@ import torch
 
 from .registry import build_optimizer, build_schedule, canonical_optimizer, optimizer_lr
 from .registry import with_lr as spec_with_lr
+from .spec import lr_sweep, sweep_factors
 from .surfaces import Surface, get_surface
 
 OptimizerFactory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
@@ -147,7 +148,7 @@ def descend_path(surface: Surface, make_optimizer: OptimizerFactory, *, steps: i
                       final_loss=losses[-1])
 
 
-TUNE_FACTORS = tuple(10 ** (-1.5 + 0.5 * i) for i in range(7))  # x1/30 .. x30
+TUNE_FACTORS = tuple(sweep_factors(7))  # the lab's one lr sweep: x1/30 .. x30
 
 
 def paths(surface: str | Surface, optimizers: Sequence[str] | Mapping[str, Any] = (
@@ -192,8 +193,7 @@ def paths(surface: str | Surface, optimizers: Sequence[str] | Mapping[str, Any] 
             results.append(descend_path(surf, factory, lr=optimizer_lr(spec), **common))
             continue
         trials = []
-        for factor in TUNE_FACTORS:
-            lr = float(f"{optimizer_lr(spec) * factor:.3g}")
+        for lr in lr_sweep(optimizer_lr(spec), len(TUNE_FACTORS)):
             tried = spec_with_lr(spec, lr)
             result = descend_path(surf, lambda p, s=tried: factory(p, s), lr=lr, **common)
             trials.append((lr, math.inf if result.diverged else result.final_loss, result))

@@ -1,31 +1,38 @@
-"""Records: one JSON Lines file per run, appended as the run goes.
+"""Records: one JSON Lines file per run.
 
 Layout of a run directory::
 
     RUN_DIR/grid.json            the grid that was asked for
-    RUN_DIR/runs/<run_id>.jsonl  {"kind": "spec", ...} then {"kind": "eval", ...} lines,
-                                 then {"kind": "summary", ...} when the run finished
+    RUN_DIR/.descend.lock        held by the one process writing here (see `lock`)
+    RUN_DIR/runs/<run_id>.jsonl  {"kind": "spec", ...}, then {"kind": "eval", ...} lines with
+                                 increasing steps, then one {"kind": "summary", ...}
 
-Each line goes out in one `write` on a file opened for appending, so a line is either
-whole or (after a kill mid-write) a truncated tail. A run without a summary line is
-unfinished: a re-run of the same grid starts it again and skips the finished ones, so a
-`kill -9` loses at most the runs in flight.
+A run's file is written whole when the run finishes (a temporary file, fsync, rename) by
+the single process that holds the folder, whichever process or machine trained it. So a
+file is complete or absent, and a kill loses at most the runs in flight. Files left by
+older versions or by hand are still read with care: an empty file, or one whose spec line
+was cut short, is an unfinished run (run again); a truncated last line marks the run
+unfinished; two summaries, steps out of order or a second spec line are corruption (two
+writers at once) and raise `RecordsError` naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import LabError
 from .spec import RunSpec
 
 
-class RecordsError(Exception):
+class RecordsError(LabError):
     """A results file is corrupt or not a descend results file."""
 
 
@@ -53,28 +60,15 @@ def _restore(value: Any) -> Any:
     return value
 
 
-class RunWriter:
-    """Appends the records of one run; starts the file afresh."""
+def encode_lines(records: Sequence[dict[str, Any]]) -> str:
+    return "".join(json.dumps(_clean(r), separators=(",", ":")) + "\n" for r in records)
 
-    def __init__(self, path: Path, spec: RunSpec) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        self.write({"kind": "spec", **spec.to_json()})
 
-    def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(_clean(record), separators=(",", ":")) + "\n"
-        os.write(self._fd, line.encode())
-
-    def finish(self, summary: dict[str, Any]) -> None:
-        self.write({"kind": "summary", **summary})
-        os.fsync(self._fd)
-        self.close()
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+def write_run(run_dir: Path, spec: RunSpec, records: Sequence[dict[str, Any]]) -> Path:
+    """Write a finished run's file in one piece: spec line, eval lines, summary line."""
+    if not records or records[0].get("kind") != "spec" or records[-1].get("kind") != "summary":
+        raise ValueError("a run's records start with its spec and end with its summary")
+    return write_text_atomic(run_path(run_dir, spec), encode_lines(records), sync=True)
 
 
 @dataclass
@@ -94,38 +88,58 @@ class Run:
         return [e.get(key, math.nan) for e in self.evals]
 
 
-def read_run(path: Path) -> Run:
-    """Read one run file. A truncated last line (a kill mid-write) marks the run unfinished;
-    anything else malformed raises `RecordsError` naming the file and line."""
+def _corrupt(path: Path, problem: str) -> RecordsError:
+    return RecordsError(f"{path}: {problem}; the file is corrupt (two writers at once, or "
+                        "edited by hand): delete it to run that run again")
+
+
+def read_run(path: Path) -> Run | None:
+    """Read one run file; None when it holds no whole spec line yet (an empty file, or a
+    spec line cut short by a kill): that run has not started as far as records go."""
     try:
-        lines = path.read_bytes().split(b"\n")
+        data = path.read_bytes()
     except OSError as e:
-        raise RecordsError(f"cannot read {path}: {e}") from None
+        raise RecordsError(f"cannot read {path}: {e.strerror}") from None
+    lines = data.split(b"\n")
     tail_cut = lines[-1] != b""  # no newline at the end: the last write was interrupted
     lines = lines[:-1]
+    if not lines:
+        return None
     records = []
     for i, line in enumerate(lines, start=1):
         try:
             records.append(_restore(json.loads(line)))
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RecordsError(f"{path}: line {i} is not valid JSON; the results file is "
-                               "corrupt (delete it to re-run that run)") from None
-    if not records or records[0].get("kind") != "spec":
-        if tail_cut and not records:
-            return Run(RunSpec(task="?", optimizer="?"), path=path)
+            raise _corrupt(path, f"line {i} is not valid JSON") from None
+        if not isinstance(records[-1], dict):
+            raise _corrupt(path, f"line {i} is not a record")
+    if records[0].get("kind") != "spec":
         raise RecordsError(f"{path}: does not start with a spec record; not a descend "
                            "results file")
     head = {k: v for k, v in records[0].items() if k != "kind"}
     try:
         run = Run(RunSpec.from_json(head), path=path)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise RecordsError(f"{path}: bad spec record ({e})") from None
+    if path.suffix == ".jsonl" and path.stem != run.spec.run_id:
+        raise _corrupt(path, f"it holds the records of run {run.spec.run_id}")
+    last_step = -1
     for i, record in enumerate(records[1:], start=2):
         kind = record.get("kind")
+        if run.summary is not None:
+            raise _corrupt(path, f"line {i} ({kind}) follows the summary line "
+                           + ("(two summaries)" if kind == "summary" else ""))
         if kind == "eval":
+            step = record.get("step")
+            if not isinstance(step, int) or step <= last_step:
+                raise _corrupt(path, f"line {i}: step {step} after step {last_step} "
+                               "(steps out of order)")
+            last_step = step
             run.evals.append(record)
         elif kind == "summary":
             run.summary = record
+        elif kind == "spec":
+            raise _corrupt(path, f"line {i} is a second spec record")
         else:
             raise RecordsError(f"{path}: line {i} has unknown kind {kind!r}")
     if tail_cut:
@@ -134,24 +148,56 @@ def read_run(path: Path) -> Run:
 
 
 def run_path(run_dir: Path, spec: RunSpec) -> Path:
-    return run_dir / "runs" / f"{spec.run_id}.jsonl"
+    return Path(run_dir) / "runs" / f"{spec.run_id}.jsonl"
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """`run_dir`, after checking that 'descend compare' wrote it."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RecordsError(f"{run_dir} does not exist or is not a folder; not a descend run "
+                           "directory")
+    if not (run_dir / "runs").is_dir():
+        raise RecordsError(f"{run_dir} holds no runs/ folder; not a descend run directory")
+    return run_dir
 
 
 def read_runs(run_dir: str | Path) -> Iterator[Run]:
-    """Every run file under `run_dir`, finished or not, in a stable order."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "runs").is_dir():
-        raise RecordsError(f"{run_dir} holds no runs/ folder; not a descend run directory")
+    """Every run file under `run_dir` that holds a spec, finished or not, in a stable
+    order."""
+    run_dir = check_run_dir(run_dir)
     for path in sorted((run_dir / "runs").glob("*.jsonl")):
-        yield read_run(path)
+        run = read_run(path)
+        if run is not None:
+            yield run
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write a whole file or nothing: a reader (or a kill) never sees half of it."""
+def finished(run_dir: Path, spec: RunSpec) -> Run | None:
+    """The finished run of `spec` in `run_dir`, or None."""
+    path = run_path(run_dir, spec)
+    if not path.exists():
+        return None
+    run = read_run(path)
+    return run if run is not None and run.finished else None
+
+
+def write_text_atomic(path: Path, text: str, sync: bool = False) -> Path:
+    """Write a whole file or nothing: a reader (or a kill) never sees half of it. The
+    temporary file has a unique name, so two writers never share one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 

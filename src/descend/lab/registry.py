@@ -7,12 +7,14 @@ e.g. ``warmup-cosine:warmup=0.1`` or ``plateau:patience=2``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
 
 import descend
@@ -94,16 +96,60 @@ def _hyperparameters(cls: type) -> list[str]:
     return [p for p in sig.parameters if p not in ("self", "params", "backend")]
 
 
+def _defaults(cls: type) -> dict[str, Any]:
+    sig = inspect.signature(cls.__init__)
+    return {k: p.default for k, p in sig.parameters.items()
+            if k not in ("self", "params", "backend")}
+
+
+def hyperparameters(name: str) -> dict[str, Any]:
+    """What optimizer `name` takes, with the lab's defaults (its lr and fixed options)."""
+    entry = OPTIMIZERS[name]
+    return {**_defaults(entry.cls), **entry.fixed, "lr": entry.lr}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type_problem(key: str, value: Any, default: Any) -> str | None:
+    """How `value` is mis-typed for a hyperparameter whose default is `default`, or None."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            return f"{key} is true or false, got {format_value(value)!r}"
+    elif _is_number(default):
+        if not _is_number(value):
+            return f"{key} is a number, got {format_value(value)!r}"
+    elif isinstance(default, tuple):
+        example = "/".join(format_value(v) for v in default)
+        if (not isinstance(value, tuple) or len(value) != len(default)
+                or not all(_is_number(v) for v in value)):
+            return (f"{key} is {len(default)} numbers joined by '/' (e.g. {key}={example}), "
+                    f"got {format_value(value)!r}")
+    elif isinstance(default, str) and not isinstance(value, str):
+        return f"{key} is a word, got {format_value(value)!r}"
+    return None
+
+
+@functools.cache
 def canonical_optimizer(text: str) -> str:
-    """Validate an optimizer spec and return its canonical spelling."""
+    """Validate an optimizer spec (names, value types, and values, by building it once on
+    a dummy parameter) and return its canonical spelling."""
     name, options = split_spec(text, "optimizer")
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; available: {', '.join(OPTIMIZERS)}")
-    allowed = _hyperparameters(OPTIMIZERS[name].cls)
-    for key in options:
-        if key not in allowed:
+    takes = hyperparameters(name)
+    for key, value in options.items():
+        if key not in takes:
             raise ValueError(f"optimizer {name!r} has no hyperparameter {key!r}; "
-                             f"it takes: {', '.join(allowed)}")
+                             f"it takes: {', '.join(_hyperparameters(OPTIMIZERS[name].cls))}")
+        problem = _type_problem(key, value, takes[key])
+        if problem:
+            raise ValueError(f"optimizer {text!r}: {problem}")
+    try:
+        build_optimizer(join_spec(name, options), [torch.zeros(1, requires_grad=True)])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"optimizer {text!r}: {e}") from None
     return join_spec(name, options)
 
 
@@ -136,55 +182,92 @@ class ScheduleEntry:
     build: Callable[..., S.Schedule]
     options: dict[str, Any]
     text: str
+    # option -> (what is allowed, in words; the check)
+    allowed: dict[str, tuple[str, Callable[[Any], bool]]] = field(default_factory=dict)
 
 
 def _step(lr: float, total: int, spe: int, factor: float, every: float) -> S.Schedule:
     return S.per_epoch(S.step_decay(lr, factor, max(1, int(every))), spe)
 
 
+def _fraction(low_open: bool = False, high_open: bool = False
+              ) -> tuple[str, Callable[[Any], bool]]:
+    text = f"a number in {'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+    return text, lambda v: ((v > 0) if low_open else (v >= 0)) and ((v < 1) if high_open
+                                                                     else (v <= 1))
+
+
+_POSITIVE = ("a number > 0", lambda v: v > 0)
+_WHOLE = ("a whole number >= 1", lambda v: isinstance(v, int) and v >= 1)
+_COUNT = ("a whole number >= 0", lambda v: isinstance(v, int) and v >= 0)
+
 SCHEDULES: dict[str, ScheduleEntry] = {
     "constant": ScheduleEntry(lambda lr, total, spe: S.constant(lr), {}, "the lr throughout"),
     "exponential": ScheduleEntry(
         lambda lr, total, spe, final=0.01: S.exponential_decay(lr, final ** (1 / total)),
-        {"final": 0.01}, "time-based lr * rate^t, reaching final * lr at the end"),
+        {"final": 0.01}, "time-based lr * rate^t, reaching final * lr at the end",
+        {"final": _fraction(low_open=True)}),
     "inverse-time": ScheduleEntry(
         lambda lr, total, spe, final=0.1: S.inverse_time_decay(lr, (1 / final - 1) / total),
-        {"final": 0.1}, "lr / (1 + k t), reaching final * lr at the end"),
+        {"final": 0.1}, "lr / (1 + k t), reaching final * lr at the end",
+        {"final": _fraction(low_open=True)}),
     "step": ScheduleEntry(_step, {"factor": 0.1, "every": 10},
-                          "lr * factor^(epoch // every)"),
+                          "lr * factor^(epoch // every)",
+                          {"factor": _POSITIVE, "every": _WHOLE}),
     "cosine": ScheduleEntry(lambda lr, total, spe, floor=0.0: S.cosine(lr, total, floor * lr),
-                            {"floor": 0.0}, "cosine to floor * lr"),
+                            {"floor": 0.0}, "cosine to floor * lr", {"floor": _fraction()}),
     "warmup-cosine": ScheduleEntry(
         lambda lr, total, spe, warmup=0.05: S.warmup_cosine(lr, int(warmup * total), total),
-        {"warmup": 0.05}, "linear warmup over a fraction of the steps, then cosine"),
+        {"warmup": 0.05}, "linear warmup over a fraction of the steps, then cosine",
+        {"warmup": _fraction(high_open=True)}),
     "wsd": ScheduleEntry(
         lambda lr, total, spe, warmup=0.05, decay=0.2: S.warmup_stable_decay(
             lr, int(warmup * total), total, max(1, int(decay * total))),
-        {"warmup": 0.05, "decay": 0.2}, "warmup, stable, decay over the last fraction"),
+        {"warmup": 0.05, "decay": 0.2}, "warmup, stable, decay over the last fraction",
+        {"warmup": _fraction(high_open=True), "decay": _fraction(low_open=True)}),
     "onecycle": ScheduleEntry(lambda lr, total, spe: S.one_cycle(lr, total), {},
                               "1cycle with the lr as its peak"),
     "plateau": ScheduleEntry(
         lambda lr, total, spe, factor=0.1, patience=3: S.reduce_on_plateau(
             lr, factor=factor, patience=int(patience)),
-        {"factor": 0.1, "patience": 3}, "divide by 1/factor when validation loss stalls"),
+        {"factor": 0.1, "patience": 3}, "divide by 1/factor when validation loss stalls",
+        {"factor": _fraction(low_open=True, high_open=True), "patience": _COUNT}),
 }
 
 
+@functools.cache
 def canonical_schedule(text: str) -> str:
+    """Validate a schedule spec (names, and each option against what it allows) and
+    return its canonical spelling."""
     name, options = split_spec(text, "schedule")
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; available: {', '.join(SCHEDULES)}")
-    allowed = SCHEDULES[name].options
-    for key in options:
-        if key not in allowed:
+    entry = SCHEDULES[name]
+    for key, value in options.items():
+        if key not in entry.options:
             raise ValueError(f"schedule {name!r} has no option {key!r}; "
-                             f"it takes: {', '.join(allowed) or 'none'}")
+                             f"it takes: {', '.join(entry.options) or 'none'}")
+        allowed, check = entry.allowed.get(key, ("a number", lambda v: True))
+        if not _is_number(value) or not math.isfinite(value) or not check(value):
+            raise ValueError(f"schedule {text!r}: {key} must be {allowed}, "
+                             f"got {format_value(value)!r}")
+    if name == "wsd" and sum({**entry.options, **options}[k] for k in ("warmup", "decay")) > 1:
+        raise ValueError(f"schedule {text!r}: warmup + decay must be at most 1 (fractions of "
+                         "the run)")
     return join_spec(name, options)
 
 
 def build_schedule(text: str, lr: float, total_steps: int, steps_per_epoch: int) -> S.Schedule:
+    """The schedule for a spec, over `total_steps`; a spec that cannot make one (say, a
+    warmup longer than a very short run) raises ValueError naming it."""
     name, options = split_spec(text, "schedule")
-    schedule = SCHEDULES[name].build(lr, total_steps, steps_per_epoch, **options)
-    if not all(math.isfinite(v) for v in (schedule(0), schedule(total_steps))):
-        raise ValueError(f"schedule {text!r} is not finite for lr={lr}")
+    entry = SCHEDULES[name]
+    try:
+        schedule = entry.build(lr, total_steps, steps_per_epoch, **{**entry.options, **options})
+        finite = all(math.isfinite(v) for v in (schedule(0), schedule(total_steps)))
+    except (ArithmeticError, TypeError, ValueError) as e:
+        raise ValueError(f"schedule {text!r} cannot run {total_steps} steps at lr={lr:g}: "
+                         f"{e}") from None
+    if not finite:
+        raise ValueError(f"schedule {text!r} is not finite for lr={lr:g}")
     return schedule

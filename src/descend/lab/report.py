@@ -7,18 +7,38 @@ from __future__ import annotations
 import base64
 import html
 import math
-import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from .analysis import Comparison, compare_runs, group_runs, mean_curve
+from .records import Run, read_json, read_runs, write_json_atomic, write_text_atomic
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
-from .analysis import Comparison, compare_runs, group_runs, mean_curve  # noqa: E402
-from .records import Run, read_json, read_runs, write_json_atomic, write_text_atomic  # noqa: E402
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend, imported on first use (it takes most of a
+    second, which `descend --help` and a run that writes no plot should not pay)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def warm_up() -> threading.Thread:
+    """Import matplotlib in the background while runs train in worker processes (about
+    half a second off the report). Start it after forking workers; the command line exits
+    without waiting for it on Ctrl-C (see `cli.main`)."""
+    thread = threading.Thread(target=pyplot, name="descend-import-matplotlib", daemon=True)
+    thread.start()
+    return thread
+
+
+# Fixed margins instead of constrained layout: the figures have one axes each, and the
+# layout solver took half of every savefig.
+MARGINS = dict(left=0.13, right=0.98, bottom=0.12, top=0.92)
 
 
 def fmt(value: float, digits: int = 3) -> str:
@@ -69,7 +89,9 @@ def _band(ax: Any, x: Sequence[float], mean: Sequence[float], std: Sequence[floa
 
 def _curves_plot(groups: dict[str, list[Run]], key: str, path: Path, *, ylabel: str,
                  xaxis: str = "step", log: bool = False, title: str = "") -> Path:
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig.subplots_adjust(**MARGINS)
     for i, (label, runs) in enumerate(sorted(groups.items())):
         steps, mean, std = mean_curve(runs, key)
         if not steps:
@@ -92,7 +114,9 @@ def _curves_plot(groups: dict[str, list[Run]], key: str, path: Path, *, ylabel: 
 
 
 def _sensitivity_plot(cmp: Comparison, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig.subplots_adjust(**MARGINS)
     for i, (label, trials) in enumerate(sorted(cmp.tuning.items())):
         lrs = [t[0] for t in trials]
         vals = [t[1] if not t[2] else math.nan for t in trials]
@@ -233,7 +257,8 @@ def render_html(cmp: Comparison, plots: list[tuple[str, Path]], context: list[st
 
 
 def build_report(run_dir: str | Path, target: float | None = None) -> tuple[Comparison, Path]:
-    """Recompute the comparison from `run_dir`'s records and write every report file."""
+    """Recompute the comparison from `run_dir`'s records and write every report file.
+    The caller holds the folder (`lock.folder_lock`)."""
     run_dir = Path(run_dir)
     runs = list(read_runs(run_dir))
     grid_path = run_dir / "grid.json"
@@ -252,27 +277,4 @@ def build_report(run_dir: str | Path, target: float | None = None) -> tuple[Comp
     return cmp, html_path
 
 
-def terminal() -> Any:
-    """The one console the lab prints through. Off a terminal (CI logs, pipes) rich would
-    wrap at 80 columns; the tables need more."""
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 180)
-
-
-def print_table(cmp: Comparison, console: Any = None) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = console or terminal()
-    table = Table(title="descend compare", title_style="bold")
-    for h in headers(cmp):
-        table.add_column(h, justify="left" if h == "configuration" else "right")
-    for row in table_rows(cmp):
-        table.add_row(*map(escape, row))  # labels hold "[schedule]", not rich markup
-    console.print(table)
-    for line in cmp.lines:
-        console.print(f"  • {escape(line)}")
-
-
-__all__ = ["build_report", "print_table", "terminal"]
+__all__ = ["build_report", "pyplot", "warm_up"]
