@@ -170,3 +170,17 @@ def test_corrupt_records_get_a_clear_error(tmp_path, small_run):
         list(read_runs(bad))
     with pytest.raises(records.RecordsError, match="not a descend run directory"):
         list(read_runs(tmp_path / "nothing"))
+
+
+def test_every_new_optimizer_runs_in_the_lab(tmp_path):
+    """torch's other algorithms and the modern rules, by name, including the closure-driven
+    L-BFGS and the schedule-free rules (evaluated at x, trained at y)."""
+    from descend.lab.compare import compare
+
+    names = ["nadam", "radam", "adamax", "adadelta", "asgd", "rprop", "lbfgs:lr=0.1",
+             "schedulefree-sgd", "schedulefree-adamw", "ademamix", "prodigy",
+             "adamw:state_dtype=bfloat16"]
+    result = compare("digits-logreg", names, seeds=[0], out=tmp_path / "run", epochs=1,
+                     progress=False)
+    rows = {row.label: row for row in result.comparison.rows}
+    assert len(rows) == len(names)

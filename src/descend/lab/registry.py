@@ -47,6 +47,22 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
     "amsgrad": OptimizerEntry(descend.Adam, {"amsgrad": True}, 1e-3, "Adam with AMSGrad"),
     "adamw": OptimizerEntry(descend.AdamW, {}, 1e-3, "AdamW, weight decay 0.01"),
     "lion": OptimizerEntry(descend.Lion, {}, 1e-4, "Lion"),
+    "nadam": OptimizerEntry(descend.NAdam, {}, 2e-3, "NAdam (Adam with Nesterov momentum)"),
+    "radam": OptimizerEntry(descend.RAdam, {}, 1e-3, "RAdam (rectified Adam)"),
+    "adamax": OptimizerEntry(descend.Adamax, {}, 2e-3, "Adamax (Adam with the infinity norm)"),
+    "adadelta": OptimizerEntry(descend.Adadelta, {}, 1.0, "Adadelta"),
+    "asgd": OptimizerEntry(descend.ASGD, {}, 1e-2, "averaged SGD (Polyak-Juditsky)"),
+    "rprop": OptimizerEntry(descend.Rprop, {}, 1e-2,
+                            "Rprop (sign-based steps; meant for full batches)"),
+    "lbfgs": OptimizerEntry(descend.LBFGS, {}, 1.0,
+                            "L-BFGS with strong-Wolfe line search (full batches)"),
+    "schedulefree-sgd": OptimizerEntry(descend.ScheduleFreeSGD, {}, 1.0,
+                                       "Schedule-Free SGD (no lr schedule needed)"),
+    "schedulefree-adamw": OptimizerEntry(descend.ScheduleFreeAdamW, {}, 2.5e-3,
+                                         "Schedule-Free AdamW (no lr schedule needed)"),
+    "ademamix": OptimizerEntry(descend.AdEMAMix, {}, 1e-3,
+                               "AdEMAMix (Adam with a second, slow momentum)"),
+    "prodigy": OptimizerEntry(descend.Prodigy, {}, 1.0, "Prodigy (learning-rate free)"),
 }
 
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
@@ -91,15 +107,22 @@ def join_spec(name: str, options: dict[str, Any]) -> str:
     return ":".join([name, *(f"{k}={format_value(v)}" for k, v in sorted(options.items()))])
 
 
-def _hyperparameters(cls: type) -> list[str]:
-    sig = inspect.signature(cls.__init__)
-    return [p for p in sig.parameters if p not in ("self", "params", "backend")]
+# Options every optimizer takes besides its own hyperparameters (descend.optim.Options),
+# with their defaults; torch's execution flags and the backend are not the lab's to vary.
+SHARED_OPTIONS = {"maximize": False, "nonfinite": "ignore", "state_dtype": None,
+                  "stochastic_rounding": False, "rounding_seed": None}
+NOT_OPTIONS = ("self", "params", "backend", "options", "rule")
 
 
 def _defaults(cls: type) -> dict[str, Any]:
     sig = inspect.signature(cls.__init__)
-    return {k: p.default for k, p in sig.parameters.items()
-            if k not in ("self", "params", "backend")}
+    own = {k: p.default for k, p in sig.parameters.items()
+           if k not in NOT_OPTIONS and p.kind is not p.VAR_KEYWORD}
+    return {**own, **SHARED_OPTIONS}
+
+
+def _hyperparameters(cls: type) -> list[str]:
+    return list(_defaults(cls))
 
 
 def hyperparameters(name: str) -> dict[str, Any]:

@@ -70,10 +70,19 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
 
     last: dict[str, Any] = {}
 
+    # Schedule-free optimizers train at one point and are evaluated at another (x, not y).
+    switches = callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None))
+    # Closure-driven optimizers (L-BFGS) evaluate the batch's loss themselves, maybe often.
+    closure_driven = bool(getattr(opt, "needs_closure", False))
+
     def record(step: int) -> float:
+        if switches:
+            opt.eval()
         train_loss, train_acc = evaluate(model, task, data.x_train, data.y_train)
         val_loss, val_acc = evaluate(model, task, data.x_val, data.y_val)
         test_loss, test_acc = evaluate(model, task, data.x_test, data.y_test)
+        if switches:
+            opt.train()
         rec = {"kind": "eval", "step": step, "epoch": step / per_epoch, "time": train_time,
                "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
                "train_acc": train_acc, "batch_loss": statistics.fmean(batch_losses)
@@ -108,7 +117,18 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
         evaluating = step + 1 in eval_at
         before = flat_parameters(model) if evaluating else None
         t0 = time.perf_counter()
-        opt.step()
+        if closure_driven:
+            x_batch, y_batch = data.x_train[idx], data.y_train[idx]
+
+            def closure(x_batch=x_batch, y_batch=y_batch) -> Tensor:
+                opt.zero_grad()
+                batch_loss = task.loss(model(x_batch), y_batch)
+                batch_loss.backward()
+                return batch_loss
+
+            opt.step(closure)
+        else:
+            opt.step()
         step_times.append(time.perf_counter() - t0)
         if evaluating:
             grad_norm = float(torch.cat([p.grad.reshape(-1) for p in model.parameters()

@@ -285,6 +285,11 @@ class RuleOptimizer(torch.optim.Optimizer):
             cls.step.hooked = True
 
     @property
+    def needs_closure(self) -> bool:
+        """Whether `step` must be given a closure (closure-driven rules such as L-BFGS)."""
+        return any(self.recipe(group).closure for group in self.param_groups)
+
+    @property
     def steps_done(self) -> int:
         """The schedule clock of the first group (steps taken, less skipped ones and steps
         that ran with a hand-written value; see the class docstring)."""
