@@ -44,9 +44,24 @@ def _torch_variants(make: Callable[..., torch.optim.Optimizer],
     return {f"torch-{v}": (lambda p, v=v: make(p, **flags[v])) for v in variants}
 
 
-class ForeachLion(torch.optim.Optimizer):
+class HandForeach(torch.optim.Optimizer):
+    """A hand-written foreach optimizer: lists of parameters, gradients and one state."""
+
+    key = ""
+
+    def lists(self, group):
+        params = [p for p in group["params"] if p.grad is not None]
+        for p in params:
+            if self.key not in self.state[p]:
+                self.state[p][self.key] = torch.zeros_like(p)
+        return params, [p.grad for p in params], [self.state[p][self.key] for p in params]
+
+
+class ForeachLion(HandForeach):
     """Lion (Chen et al. 2023, Alg. 2) written with in-place foreach kernels, the way a
     careful hand implementation would: the baseline where no Lion package is installed."""
+
+    key = "exp_avg"
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0):
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
@@ -54,12 +69,7 @@ class ForeachLion(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self):
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            grads = [p.grad for p in params]
-            for p in params:
-                if "exp_avg" not in self.state[p]:
-                    self.state[p]["exp_avg"] = torch.zeros_like(p)
-            exp_avgs = [self.state[p]["exp_avg"] for p in params]
+            params, grads, exp_avgs = self.lists(group)
             beta1, beta2 = group["betas"]
             if group["weight_decay"]:
                 torch._foreach_mul_(params, 1 - group["lr"] * group["weight_decay"])
@@ -69,8 +79,10 @@ class ForeachLion(torch.optim.Optimizer):
             torch._foreach_lerp_(exp_avgs, grads, 1 - beta2)
 
 
-class ForeachRMSpropEpsInside(torch.optim.Optimizer):
+class ForeachRMSpropEpsInside(HandForeach):
     """RMSprop with eps inside the root (Keras's form), in-place foreach: torch has none."""
+
+    key = "square_avg"
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps))
@@ -78,12 +90,7 @@ class ForeachRMSpropEpsInside(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self):
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            grads = [p.grad for p in params]
-            for p in params:
-                if "square_avg" not in self.state[p]:
-                    self.state[p]["square_avg"] = torch.zeros_like(p)
-            sq = [self.state[p]["square_avg"] for p in params]
+            params, grads, sq = self.lists(group)
             torch._foreach_mul_(sq, group["alpha"])
             torch._foreach_addcmul_(sq, grads, grads, 1 - group["alpha"])
             denom = torch._foreach_add(sq, group["eps"])

@@ -16,19 +16,9 @@ from descend.lab.spec import Grid, RunSpec
 from descend.lab.tasks import Task, get_task
 
 from .conftest import SMALL
+from .helpers import numbers
 
-VOLATILE = {"time"}  # wall-clock fields differ between identical runs
-
-
-def _numbers(run_dir):
-    """Every record of every run, without the wall-clock fields, keyed by run id."""
-    out = {}
-    for run in read_runs(run_dir):
-        evals = [{k: v for k, v in e.items() if k not in VOLATILE} for e in run.evals]
-        summary = {k: v for k, v in run.summary.items()
-                   if k not in ("step_time_ms", "train_time")}
-        out[run.spec.run_id] = (evals, summary)
-    return out
+_numbers = numbers  # every record of every run, without the wall-clock fields
 
 
 def test_same_seed_gives_identical_records(tmp_path, small_run):
