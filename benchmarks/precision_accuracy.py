@@ -17,9 +17,12 @@ from pathlib import Path
 
 from descend.backends import precision
 from descend.lab.compare import compare
+from descend.lab.registry import canonical_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {"float32": "", "bfloat16": ":state_dtype=bfloat16", "int8": ":state_dtype=int8"}
+VARIANTS = {"float32": "", "bfloat16": ":state_dtype=bfloat16",
+            "bfloat16, rounded to nearest": ":state_dtype=bfloat16:stochastic_rounding=false",
+            "int8": ":state_dtype=int8"}
 BASE = {"mnist1d-cnn": "adamw:lr=0.01", "mnist1d-mlp": "adamw:lr=0.01"}
 
 
@@ -29,9 +32,11 @@ def run(task: str, base: str, seeds: int, out: Path, everywhere: bool) -> dict[s
         optimizers = [base + VARIANTS["int8"]]
         precision.quantizable = lambda param: True
     result = compare(task, optimizers, seeds=list(range(seeds)), out=out, progress=False)
-    # Rows come in the order of the optimizers given.
-    return {spec: (row.final_mean, row.final_std, row.state_bytes_per_param)
-            for spec, row in zip(optimizers, result.comparison.rows)}
+    rows = {row.optimizer: row for row in result.comparison.rows}  # ranked, not in order
+    return {spec: (rows[canonical_optimizer(spec)].final_mean,
+                   rows[canonical_optimizer(spec)].final_std,
+                   rows[canonical_optimizer(spec)].state_bytes_per_param)
+            for spec in optimizers}
 
 
 def table(results: dict, metric: str) -> str:

@@ -165,7 +165,7 @@ def test_changing_state_dtype_converts_the_state_and_loading_converts_too():
 def test_bad_precision_options_are_named():
     with pytest.raises(ValueError, match="state_dtype must be None, 'float32', 'bfloat16'"):
         descend.Adam(_params(), state_dtype="fp4")
-    with pytest.raises(TypeError, match="stochastic_rounding must be True or False"):
+    with pytest.raises(TypeError, match="stochastic_rounding must be None, True or False"):
         descend.Adam(_params(), stochastic_rounding="yes")
     with pytest.raises(ValueError, match="rounding_seed must be an integer"):
         descend.Adam(_params(), rounding_seed=-1)

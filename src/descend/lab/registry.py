@@ -110,7 +110,7 @@ def join_spec(name: str, options: dict[str, Any]) -> str:
 # Options every optimizer takes besides its own hyperparameters (descend.optim.Options),
 # with their defaults; torch's execution flags and the backend are not the lab's to vary.
 SHARED_OPTIONS = {"maximize": False, "nonfinite": "ignore", "state_dtype": None,
-                  "stochastic_rounding": False, "rounding_seed": None}
+                  "stochastic_rounding": None, "rounding_seed": None}
 NOT_OPTIONS = ("self", "params", "backend", "options", "rule")
 
 

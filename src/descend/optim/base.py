@@ -112,10 +112,13 @@ class RuleOptimizer(torch.optim.Optimizer):
             `low_precision` go below float32; parameters under 4096 elements and 1-D ones
             keep float32 moments under ``"int8"``. Per group, like any hyperparameter;
             `set_hyperparameter("state_dtype", ...)` converts existing state.
-        stochastic_rounding: round bfloat16 stores (state, and bfloat16 parameters, whose
-            maths then runs in float32) stochastically instead of to nearest, so that small
-            updates are not lost; reproducible from `rounding_seed` (default: derived from
-            `torch.initial_seed()`, so the same seed gives the same numbers).
+        stochastic_rounding: how bfloat16 values are stored. None (default): bfloat16 state
+            stochastically (rounded to nearest, a moment with beta2 = 0.999 loses every
+            increment below half a bfloat16 step), bfloat16 parameters to nearest, as torch.
+            True: both stochastically (the parameters' update is then computed in float32,
+            and small updates are kept on average instead of lost). False: both to nearest.
+            Reproducible from `rounding_seed` (default: derived from `torch.initial_seed()`,
+            so the same seed gives the same numbers).
         **defaults: the hyperparameters the rule reads (``lr`` and whatever else). ``lr``
             may be a 0-D tensor, as in torch; its value is read at every step.
 
@@ -142,7 +145,7 @@ class RuleOptimizer(torch.optim.Optimizer):
                  nonfinite: str = "ignore", backend: str = "auto", foreach: bool | None = None,
                  fused: bool | None = None, capturable: bool = False,
                  differentiable: bool = False, state_dtype: str | None = None,
-                 stochastic_rounding: bool = False, rounding_seed: int | None = None,
+                 stochastic_rounding: bool | None = None, rounding_seed: int | None = None,
                  **defaults: Any) -> None:
         owner = type(self).__name__
         if rule is None and type(self).recipe is RuleOptimizer.recipe:

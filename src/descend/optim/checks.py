@@ -124,6 +124,11 @@ def boolean(owner: str, name: str, value: Any) -> None:
         raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
 
 
+def optional_boolean(owner: str, name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be None, True or False, got {value!r}")
+
+
 def state_dtype(owner: str, name: str, value: Any) -> None:
     allowed = (None, "float32", "bfloat16", "int8")
     if value not in allowed:
@@ -142,7 +147,7 @@ Check = Callable[[str, str, Any], None]
 CHECKS: dict[str, Check] = {
     "lr": non_negative,
     "state_dtype": state_dtype,
-    "stochastic_rounding": boolean,
+    "stochastic_rounding": optional_boolean,
     "rounding_seed": seed,
     "momentum": unit_interval,
     "dampening": closed_unit_interval,

@@ -39,7 +39,7 @@ class Options(TypedDict, total=False):
     nonfinite: str
     backend: str
     state_dtype: str | None
-    stochastic_rounding: bool
+    stochastic_rounding: bool | None
     rounding_seed: int | None
 
 
