@@ -27,6 +27,17 @@ from .rules import (
     scale_by_lion,
     scale_by_rms,
 )
+from .rules.basic import decay_weights
+from .rules.factored import scale_by_adafactor
+from .rules.orthogonal import scale_by_muon, scale_by_muon_shape
+from .rules.soap import scale_by_soap
+from .rules.trust import (
+    clip_by_global_norm,
+    scale_by_first_moment_correction,
+    scale_by_lamb_moments,
+    scale_by_lamb_trust_ratio,
+    scale_by_lars_trust_ratio,
+)
 
 F = TypeVar("F", bound=Callable[..., Rule])
 
@@ -118,3 +129,61 @@ def lion(weight_decay: bool = False) -> Rule:
         add_decayed_weights() if weight_decay else None,
         scale_by_learning_rate(),
     )
+
+
+# -- rules that reduce over a tensor (they run one tensor at a time on every backend) -----
+
+
+@cache
+def adafactor(weight_decay: bool = False) -> Rule:
+    """torch.optim.Adafactor: factored second moment, clipped relative step -> [decay]."""
+    return chain(scale_by_adafactor(), decay_weights() if weight_decay else None)
+
+
+@cache
+def muon(nesterov: bool = True, weight_decay: bool = False) -> Rule:
+    """torch.optim.Muon: orthogonalized momentum -> shape factor -> [decoupled decay] -> lr."""
+    return chain(
+        scale_by_muon(nesterov),
+        scale_by_muon_shape(),
+        add_decayed_weights() if weight_decay else None,
+        scale_by_learning_rate(),
+    )
+
+
+@cache
+def lamb(weight_decay: bool = False, weight_decouple: bool = True, fixed_decay: bool = False,
+         grad_averaging: bool = True, adam: bool = False, pre_norm: bool = False,
+         debias: str = "step") -> Rule:
+    """LAMB: [global clipping] -> Adam direction -> [coupled L2] -> [trust ratio] ->
+    [first-moment correction of the step] -> lr -> [decoupled decay]."""
+    decoupled = weight_decay and weight_decouple
+    return chain(
+        clip_by_global_norm() if pre_norm else None,
+        scale_by_lamb_moments(grad_averaging, bias_correction=debias == "moments"),
+        add_decayed_weights() if weight_decay and not weight_decouple else None,
+        None if adam else scale_by_lamb_trust_ratio(decoupled, fixed_decay),
+        scale_by_first_moment_correction() if debias == "step" else None,
+        scale_by_learning_rate(),
+        decay_weights(fixed_decay) if decoupled else None,
+    )
+
+
+@cache
+def lars(momentum: bool = True, nesterov: bool = False) -> Rule:
+    """LARS: layer-wise trust ratio (with L2) -> [heavy-ball momentum from zero] -> lr."""
+    return chain(
+        scale_by_lars_trust_ratio(),
+        heavy_ball(nesterov, copy_first=False) if momentum else None,
+        scale_by_learning_rate(),
+    )
+
+
+@cache
+def soap(merge_dims: bool = False, max_precondition_dim: int = 10000,
+         precondition_1d: bool = False, channels_last: bool = False,
+         normalize_gradient: bool = False, correct_bias: bool = True,
+         weight_decay: bool = False) -> Rule:
+    """SOAP: Adam in the eigenbasis of Shampoo's factors (the rule applies lr and decay)."""
+    return scale_by_soap(merge_dims, max_precondition_dim, precondition_1d, channels_last,
+                         normalize_gradient, correct_bias, weight_decay)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import MutableMapping, Sequence
 from itertools import repeat
-from operator import attrgetter, is_, itemgetter
+from operator import attrgetter, is_, methodcaller
 from typing import Any
 
 import torch
@@ -75,7 +75,9 @@ class Bucket:
         return grads if self.index is None else [grads[i] for i in self.index]
 
     def state_lists(self, keys: Sequence[str]) -> dict[str, list[Tensor]]:
-        return {key: list(map(itemgetter(key), self.states)) for key in keys}
+        """Each state key's tensors, aligned with `params`; None where a rule keeps a
+        subset of its keys for a parameter (only rules that reduce over a tensor do)."""
+        return {key: list(map(methodcaller("get", key), self.states)) for key in keys}
 
     def advance(self) -> None:
         """Count this step for every parameter of the bucket."""
@@ -201,9 +203,12 @@ def _convert_state(rule: Rule, state: State, p: Tensor) -> None:
     raises a dtype error there instead."""
     target = p if not p.is_complex() else torch.view_as_real(p)
     for key in rule.state:
-        value = state[key]
-        if (value.is_floating_point() and value.dtype != target.dtype
-                and value.shape == target.shape):
+        value = state.get(key)
+        if value is None:  # a key the rule does not keep for this parameter
+            continue
+        # Every floating-point state follows, whatever its shape (Adafactor's factors,
+        # SOAP's preconditioners), as torch's load_state_dict casts state to the parameter.
+        if value.is_floating_point() and value.dtype != target.dtype:
             value = state[key] = value.to(target.dtype)
         if value.device != target.device:
             state[key] = value.to(target.device)

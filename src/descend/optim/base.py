@@ -122,6 +122,10 @@ class RuleOptimizer(torch.optim.Optimizer):
     controller among the schedules.
     """
 
+    #: Checks of hyperparameter names that mean something else in this class than in
+    #: `descend.optim.checks.CHECKS` (Adafactor's ``eps`` pair).
+    checks: dict[str, Any] = {}
+
     def __init__(self, params: ParamsT, rule: Rule | None = None, *,
                  nonfinite: str = "ignore", backend: str = "auto", foreach: bool | None = None,
                  fused: bool | None = None, capturable: bool = False,
@@ -157,6 +161,10 @@ class RuleOptimizer(torch.optim.Optimizer):
     def check_group(self, group: dict[str, Any]) -> None:
         """Cross-field checks for one param group (subclasses extend)."""
 
+    def check_param(self, group: dict[str, Any], where: str, p: Tensor) -> None:
+        """Checks of one parameter of `group` (subclasses extend: Muon takes matrices only).
+        `where` names it in messages: its position, and its name when it has one."""
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         owner = type(self).__name__
         merged = {**self.defaults, **param_group}
@@ -164,7 +172,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         schedules = Schedules.split(merged)
         current = {k: evaluate(v, clock) for k, v in schedules.items()}
         merged.update(current)
-        check_hyperparameters(owner, merged)
+        check_hyperparameters(owner, merged, self.checks)
         self.check_group(merged)
         params = param_group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
@@ -172,12 +180,15 @@ class RuleOptimizer(torch.optim.Optimizer):
         seen: set[int] = set()
         for i, p in enumerate(tensors):
             where = f"parameter {i} of group {len(self.param_groups)}"
+            if isinstance(params[i], tuple):
+                where += f" ({params[i][0]!r})"
             if isinstance(p, Tensor):
                 if id(p) in seen:
                     raise ValueError(f"{owner}: {where} appears twice in the group; "
                                      "give each parameter once")
                 seen.add(id(p))
                 _check_param_tensor(owner, where, p)
+                self.check_param(merged, where, p)
         super().add_param_group({**param_group, **current, "params": params,
                                  "schedule_step": clock, "skipped_steps": 0})
         self._schedules.add(self.param_groups[-1], schedules)
@@ -194,7 +205,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         owner = type(self).__name__
 
         def check(group: dict[str, Any]) -> None:
-            check_hyperparameters(owner, group)
+            check_hyperparameters(owner, group, self.checks)
             self.check_group(group)
 
         indices = range(len(self.param_groups)) if groups is None else list(groups)
@@ -328,7 +339,7 @@ class RuleOptimizer(torch.optim.Optimizer):
                 if plateau:
                     group["plateau"] = plateau[0]
             self._schedules.sync(gi, group)
-            check_hyperparameters(owner, group)
+            check_hyperparameters(owner, group, self.checks)
             self.check_group(group)
             carry = self.recipe(group).carry_names
             for p in group["params"]:

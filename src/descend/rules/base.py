@@ -159,6 +159,28 @@ class Rule:
         return f"Rule({self.name})"
 
 
+def per_tensor(update: UpdateFn) -> UpdateFn:
+    """Lift the update of a rule that reduces over one tensor to lists of tensors.
+
+    A chain that also reduces over a whole group (LAMB with its global gradient clipping)
+    hands every part `TensorList`s; a tensor rule written with this decorator then applies
+    its maths to each tensor of the list, with its own state, and returns lists.
+    """
+
+    def lifted(d: Any, state: State, p: Any, ctx: Context) -> tuple[Any, State]:
+        if isinstance(d, Tensor):
+            return update(d, state, p, ctx)
+        columns = {k: list(v) for k, v in state.items()}
+        results = [update(d_i, {k: v[i] for k, v in columns.items()}, p_i, ctx)
+                   for i, (d_i, p_i) in enumerate(zip(d, p))]
+        lists = type(d)
+        new_state = {k: lists([r[1][k] for r in results]) for k in results[0][1]} \
+            if results else {}
+        return lists([r[0] for r in results]), new_state
+
+    return lifted
+
+
 def _widest(reductions: Iterable[str]) -> str:
     # A loop rather than max(key=...): torch.compile traces recipes, and dynamo cannot
     # trace max with a key function without a graph break.

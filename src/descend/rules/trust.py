@@ -1,0 +1,139 @@
+"""Layer-wise trust ratios for large-batch training: LARS (You et al., 2017) and LAMB
+(You et al., 2020), and the global gradient clipping LAMB implementations offer."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .base import Context, Rule, State, per_tensor
+from .init import zeros
+from .ops import add, addcmul
+
+
+def clip_by_global_norm() -> Rule:
+    """g' = g min(1, c / (||g|| + eps)), ||g|| the norm of all the group's gradients together.
+
+    c = ``max_grad_norm`` (0 switches it off) and ``eps`` from the param group: the
+    "pre-normalization" of NVIDIA's and pytorch-optimizer's LAMB (``pre_norm=True``). It
+    reduces over the whole group. pytorch-optimizer takes the norm over every group of the
+    optimizer, in float32, with the first group's c and eps; here each group is clipped by
+    its own norm, in the parameters' dtype (the same with one group, up to float32 rounding).
+    """
+
+    def update(g: Any, state: State, p: Any, ctx: Context) -> tuple[Any, State]:
+        if ctx.max_grad_norm == 0:
+            return g, {}
+        norm = math.sqrt(sum(float(t.norm()) ** 2 for t in g))
+        return g * min(ctx.max_grad_norm / (norm + ctx.eps), 1.0), {}
+
+    return Rule("clip_by_global_norm", update, reduction="group")
+
+
+def scale_by_lamb_moments(grad_averaging: bool = True, bias_correction: bool = False) -> Rule:
+    """LAMB's Adam direction (You et al., 2020, Algorithm 2), before the trust ratio.
+
+        m_t = beta1 m_{t-1} + beta3 g_t        beta3 = 1 - beta1 (``grad_averaging``) or 1
+        v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+        r_t = m_t / (sqrt(v_t) + eps)                                  (pytorch-optimizer)
+        r_t = m_hat_t / (sqrt(v_hat_t) + eps)   with ``bias_correction`` (the paper)
+
+    pytorch-optimizer corrects neither moment here: it divides the step by 1 - beta1^t after
+    the trust ratio instead (`scale_by_first_moment_correction`), and never corrects v.
+    State: ``exp_avg``, ``exp_avg_sq``.
+    """
+
+    def prepare(ctx: Context) -> dict[str, float]:
+        if not bias_correction:
+            return {"lamb_inv_bias_correction1": 1.0, "lamb_inv_bias_correction2_sqrt": 1.0}
+        beta1, beta2 = ctx.betas
+        return {"lamb_inv_bias_correction1": 1 / (1 - beta1**ctx.step),
+                "lamb_inv_bias_correction2_sqrt": 1 / math.sqrt(1 - beta2**ctx.step)}
+
+    def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
+        beta1, beta2 = ctx.betas
+        m = add(state["exp_avg"] * beta1, g, 1 - beta1 if grad_averaging else 1.0)
+        v = addcmul(state["exp_avg_sq"] * beta2, g, g, 1 - beta2)
+        if bias_correction:
+            r = (m * ctx.lamb_inv_bias_correction1) / (
+                v.sqrt() * ctx.lamb_inv_bias_correction2_sqrt + ctx.eps)
+        else:
+            r = m / (v.sqrt() + ctx.eps)
+        return r, {"exp_avg": m, "exp_avg_sq": v}
+
+    return Rule("scale_by_lamb_moments", update, init=zeros("exp_avg", "exp_avg_sq"),
+                prepare=prepare, state=("exp_avg", "exp_avg_sq"),
+                provides=("lamb_inv_bias_correction1", "lamb_inv_bias_correction2_sqrt"))
+
+
+def scale_by_lamb_trust_ratio(decoupled: bool = False, fixed_decay: bool = False) -> Rule:
+    """LAMB's layer-wise trust ratio (You et al., 2020, Algorithm 2).
+
+        w = min(||theta||, clamp)
+        d' = d w / (||d|| + eps)          (d' = d when w = 0 or ||d|| = 0)
+
+    phi(z) = min(z, clamp) is the paper's scaling function phi with upper bound gamma_u =
+    ``clamp`` (10, as pytorch-optimizer; the paper leaves phi open). ``eps`` of the param
+    group guards the division, as in pytorch-optimizer (the paper has none). With
+    decoupled weight decay (``decoupled=True``) the weights are measured after the decay
+    of this step, theta (1 - c) with c = lr lambda (or lambda, ``fixed_decay``), as
+    pytorch-optimizer measures them; with coupled decay, lambda theta is already in d, as in
+    the paper's r_t + lambda x_t. Reduces over the tensor.
+    """
+
+    @per_tensor
+    def update(d: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
+        weight_norm = p.norm()
+        if decoupled and ctx.weight_decay:
+            c = ctx.weight_decay if fixed_decay else ctx.lr * ctx.weight_decay
+            weight_norm = weight_norm * (1.0 - c)
+        w = float(weight_norm.clamp(min=0, max=ctx.clamp))
+        update_norm = float(d.norm())
+        if w == 0 or update_norm == 0:
+            return d, {}
+        return d * (w / (update_norm + ctx.eps)), {}
+
+    return Rule("scale_by_lamb_trust_ratio", update, reduction="tensor")
+
+
+def scale_by_first_moment_correction() -> Rule:
+    """d' = d / (1 - beta1^t): pytorch-optimizer's LAMB applies Adam's first bias correction
+    to the step, after the trust ratio (so the ratio does not undo it)."""
+
+    def prepare(ctx: Context) -> dict[str, float]:
+        return {"lamb_step_correction": 1 / (1 - ctx.betas[0] ** ctx.step)}
+
+    def update(d: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
+        return d * ctx.lamb_step_correction, {}
+
+    return Rule("scale_by_first_moment_correction", update, prepare=prepare,
+                provides=("lamb_step_correction",))
+
+
+def scale_by_lars_trust_ratio() -> Rule:
+    """LARS's local learning rate (You, Gitman & Ginsburg, 2017, Algorithm 1).
+
+        matrices and higher (ndim > 1):
+            r = eta ||theta|| / (||g|| + lambda ||theta||)     (r = 1 when a norm is 0)
+            d = r (g + lambda theta)
+        scalars and vectors (biases, norms' gains): d = g, no weight decay
+
+    eta = ``trust_coefficient``, lambda = ``weight_decay``. Leaving one-dimensional
+    parameters out of both the adaptation and the decay is the common practice (Goyal et
+    al. 2017; SimCLR's LARS) and pytorch-optimizer's. Reduces over the tensor.
+    """
+
+    def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
+        if p.dim() <= 1:
+            return g, {}
+        param_norm = torch.linalg.norm(p)
+        denominator = torch.linalg.norm(g) + ctx.weight_decay * param_norm
+        one = torch.ones_like(param_norm)
+        ratio = torch.where(param_norm > 0.0, torch.where(
+            denominator > 0.0, ctx.trust_coefficient * param_norm / denominator, one), one)
+        return add(g, p, ctx.weight_decay) * ratio, {}
+
+    return Rule("scale_by_lars_trust_ratio", update, reduction="tensor")
