@@ -18,25 +18,21 @@ from .rules import (
     Rule,
     add_decayed_weights,
     chain,
+    clip_by_global_norm,
     ema_momentum,
     heavy_ball,
+    scale_by_adafactor,
     scale_by_adagrad,
     scale_by_adam,
     scale_by_inverse_time,
-    scale_by_learning_rate,
-    scale_by_lion,
-    scale_by_rms,
-)
-from .rules.basic import decay_weights
-from .rules.factored import scale_by_adafactor
-from .rules.orthogonal import scale_by_muon, scale_by_muon_shape
-from .rules.soap import scale_by_soap
-from .rules.trust import (
-    clip_by_global_norm,
-    scale_by_first_moment_correction,
     scale_by_lamb_moments,
     scale_by_lamb_trust_ratio,
     scale_by_lars_trust_ratio,
+    scale_by_learning_rate,
+    scale_by_lion,
+    scale_by_muon,
+    scale_by_rms,
+    scale_by_soap,
 )
 
 F = TypeVar("F", bound=Callable[..., Rule])
@@ -136,36 +132,29 @@ def lion(weight_decay: bool = False) -> Rule:
 
 @cache
 def adafactor(weight_decay: bool = False) -> Rule:
-    """torch.optim.Adafactor: factored second moment, clipped relative step -> [decay]."""
-    return chain(scale_by_adafactor(), decay_weights() if weight_decay else None)
+    """torch.optim.Adafactor: factored second moment, clipped relative step, [decay]."""
+    return scale_by_adafactor(weight_decay)
 
 
 @cache
 def muon(nesterov: bool = True, weight_decay: bool = False) -> Rule:
-    """torch.optim.Muon: orthogonalized momentum -> shape factor -> [decoupled decay] -> lr."""
-    return chain(
-        scale_by_muon(nesterov),
-        scale_by_muon_shape(),
-        add_decayed_weights() if weight_decay else None,
-        scale_by_learning_rate(),
-    )
+    """torch.optim.Muon: orthogonalized momentum, scaled by shape and lr, [decayed]."""
+    return scale_by_muon(nesterov, weight_decay)
 
 
 @cache
 def lamb(weight_decay: bool = False, weight_decouple: bool = True, fixed_decay: bool = False,
          grad_averaging: bool = True, adam: bool = False, pre_norm: bool = False,
          debias: str = "step") -> Rule:
-    """LAMB: [global clipping] -> Adam direction -> [coupled L2] -> [trust ratio] ->
-    [first-moment correction of the step] -> lr -> [decoupled decay]."""
-    decoupled = weight_decay and weight_decouple
+    """LAMB: [global clipping] -> Adam direction -> [coupled L2] -> trust-ratio step
+    (lr, [first-moment correction], [decoupled decay])."""
     return chain(
         clip_by_global_norm() if pre_norm else None,
         scale_by_lamb_moments(grad_averaging, bias_correction=debias == "moments"),
         add_decayed_weights() if weight_decay and not weight_decouple else None,
-        None if adam else scale_by_lamb_trust_ratio(decoupled, fixed_decay),
-        scale_by_first_moment_correction() if debias == "step" else None,
-        scale_by_learning_rate(),
-        decay_weights(fixed_decay) if decoupled else None,
+        scale_by_lamb_trust_ratio(adam=adam, debias_step=debias == "step",
+                                  decoupled=weight_decay and weight_decouple,
+                                  fixed_decay=fixed_decay),
     )
 
 

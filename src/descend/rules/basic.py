@@ -5,7 +5,6 @@ from __future__ import annotations
 from torch import Tensor
 
 from .base import Context, Rule, State
-from .ops import add
 
 
 def scale_by_learning_rate() -> Rule:
@@ -57,20 +56,3 @@ def scale_by_inverse_time() -> Rule:
 
     return Rule("scale_by_inverse_time", update, prepare=prepare,
                 provides=("inverse_time_factor",))
-
-
-def decay_weights(fixed: bool = False) -> Rule:
-    """u' = u - lr * lambda * p (``fixed=True``: u' = u - lambda * p), after the learning rate.
-
-    Decoupled weight decay written where torch writes it for Muon and Adafactor,
-    ``p.mul_(1 - lr * lambda)`` beside a step that is not ``-lr * d`` (Adafactor's relative
-    step, a trust-ratio step): the decay scales with the group's ``lr`` (or not, with
-    ``fixed=True``, pytorch-optimizer's ``fixed_decay``) whatever the step is. Before
-    `scale_by_learning_rate`, `add_decayed_weights` gives the same numbers.
-    """
-
-    def update(u: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
-        rate = ctx.weight_decay if fixed else ctx.lr * ctx.weight_decay
-        return add(u, p, -rate), {}
-
-    return Rule("decay_weights_fixed" if fixed else "decay_weights", update)

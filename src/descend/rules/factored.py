@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .base import Context, Rule, State
+from .ops import add_
 
 
 def _init(p: Tensor) -> State:
@@ -18,7 +19,7 @@ def _init(p: Tensor) -> State:
     return {"variance": torch.zeros_like(p, memory_format=torch.preserve_format)}
 
 
-def scale_by_adafactor() -> Rule:
+def scale_by_adafactor(weight_decay: bool = False) -> Rule:
     r"""Adafactor's step (Shazeer & Stern, 2018, Algorithms 4 and 5), as torch.optim.Adafactor.
 
         beta2_t = 1 - t^tau                                        (tau = ``beta2_decay``)
@@ -31,7 +32,7 @@ def scale_by_adafactor() -> Rule:
         vectors and scalars:
             V_t = beta2_t V_{t-1} + (1 - beta2_t) G^2                ``variance``
         U_t = G / max(sqrt(V_t), eps1)
-        u_t = -alpha_t U_t / max(1, RMS(U_t) / d)                  (update clipping)
+        u_t = -alpha_t U_t / max(1, RMS(U_t) / d) - lr lambda theta_{t-1}   (clipping; decay)
 
     eps = (eps1, eps2) and d come from the param group; eps1 = None is the machine epsilon
     of the parameter's dtype. Like torch, and unlike the paper: the factors are means, not
@@ -40,7 +41,11 @@ def scale_by_adafactor() -> Rule:
     constant 0.01) and scales the weight decay. No first moment (the paper's beta1 = 0).
 
     This rule returns the update itself: the relative step alpha_t plays the part of the
-    learning rate. It reduces over the tensor (the RMS norms, the row and column means).
+    learning rate, and the decoupled weight decay (lambda = ``weight_decay``, with
+    ``weight_decay=True``) is added in the memory of the step, where torch decays the
+    parameter in place (a separate rule would make a new tensor of the parameter's size,
+    which on the per-tensor path costs several in-place passes). It reduces over the tensor
+    (the RMS norms, the row and column means).
     Differences from torch: eps1 = None takes each parameter's own dtype (torch takes the
     first parameter's for the whole group), and V_t divides R_t before the outer product
     (one pass over an (m, n) matrix fewer; equal up to rounding).
@@ -71,8 +76,12 @@ def scale_by_adafactor() -> Rule:
             v = variance.clamp(min=eps1 * eps1)
         u = v.rsqrt_().mul_(g)
         clip = max(1.0, u.norm(2).item() / (math.sqrt(u.numel()) * ctx.d))
-        return u.mul_(-alpha / clip), new_state
+        u = u.mul_(-alpha / clip)
+        if weight_decay:
+            u = add_(u, p, -ctx.lr * ctx.weight_decay)
+        return u, new_state
 
-    return Rule("scale_by_adafactor", update, init=_init, prepare=prepare,
+    name = "scale_by_adafactor_decayed" if weight_decay else "scale_by_adafactor"
+    return Rule(name, update, init=_init, prepare=prepare,
                 state=("row_var", "col_var", "variance"),
                 provides=("adafactor_one_minus_beta2", "adafactor_rho"), reduction="tensor")

@@ -13,8 +13,10 @@ rounding just the same. (torch 2.13's inductor mishandles a traced scalar passed
 
 from __future__ import annotations
 
+from numbers import Number
 from typing import Any
 
+import torch
 from torch import Tensor
 
 
@@ -37,3 +39,47 @@ def add(x: Any, y: Any, alpha: Any = 1.0) -> Any:
     if isinstance(alpha, Tensor):
         return x + y * alpha
     return x.add(y, alpha=alpha)
+
+
+# -- the same, written into a temporary the rule has just made -----------------------------
+#
+# A rule must not write into its inputs, but it may reuse the memory of a tensor it has
+# just computed itself: ``add_(m * beta1, g, 1 - beta1)`` saves one allocation of the
+# parameter's size. On rules that run one tensor at a time, a fresh allocation (and its
+# first touch) costs about twice an in-place pass. These helpers write in place only into
+# plain tensors outside autograd's graph; traced values (`Sym`), `TensorList`s and tensors
+# that require grad (``differentiable=True``) get the out-of-place form, with equal values.
+
+
+def _owned(x: Any) -> bool:
+    return type(x) is Tensor and not x.requires_grad
+
+
+def add_(x: Any, y: Any, alpha: Any = 1.0) -> Any:
+    """x + alpha * y, in x's memory (x: a temporary of the rule); y a tensor or a number."""
+    if _owned(x) and not isinstance(alpha, Tensor):
+        return x.add_(y, alpha=alpha)
+    if isinstance(y, Number):
+        return x + y * alpha
+    return add(x, y, alpha)
+
+
+def addcmul_(x: Any, t1: Any, t2: Any, value: Any = 1.0) -> Any:
+    """x + value * t1 * t2, in x's memory (x: a temporary of the rule)."""
+    if _owned(x) and not isinstance(value, Tensor):
+        return x.addcmul_(t1, t2, value=value)
+    return addcmul(x, t1, t2, value)
+
+
+def mul_(x: Any, y: Any) -> Any:
+    """x * y, in x's memory (x: a temporary of the rule)."""
+    if _owned(x):
+        return x.mul_(y)
+    return x * y
+
+
+def over(x: Any, denominator: Any) -> Any:
+    """x / denominator, in the denominator's memory (a temporary of the rule)."""
+    if _owned(denominator) and _owned(x):
+        return torch.div(x, denominator, out=denominator)
+    return x / denominator

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from .base import Context, Rule, State
 from .init import zeros
+from .ops import add_, mul_
 
 NS_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 
@@ -40,36 +41,17 @@ def newton_schulz(g: Tensor, coefficients: tuple[float, float, float], steps: in
     return x.T if wide else x
 
 
-def scale_by_muon(nesterov: bool = True) -> Rule:
-    """Muon's direction (Jordan et al., 2024), as torch.optim.Muon computes it.
-
-        B_t = mu B_{t-1} + (1 - mu) G_t                  ``momentum_buffer`` (B_0 = 0)
-        M_t = (1 - mu) G_t + mu B_t   (nesterov)   or   B_t
-        O_t = NS_k(M_t)                                   (`newton_schulz`)
-
-    mu = ``momentum``; k = ``ns_steps``, (a, b, c) = ``ns_coefficients``, ``eps`` and the
-    dtype of the iteration, ``ns_dtype`` ("bfloat16" as torch; "float32" or "float64" for
-    an orthogonalization that does not round to 8 bits), come from the param group. The
-    buffer is an exponential moving average, as in torch's code and Keller Jordan's; torch's
-    docstring writes B_t = mu B_{t-1} + G_t, which differs by a factor (1 - mu) that the
-    orthogonalization removes (O_t does not depend on the scale of M_t). State:
-    ``momentum_buffer``. Matrices only: reduces over the whole tensor.
-    """
-
-    def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
-        mu = ctx.momentum
-        b = state["momentum_buffer"].lerp(g, 1 - mu)
-        m = g.lerp(b, mu) if nesterov else b
-        o = newton_schulz(m, ctx.ns_coefficients, ctx.ns_steps, ctx.eps,
-                          NS_DTYPES[ctx.ns_dtype])
-        return o.to(g.dtype), {"momentum_buffer": b}
-
-    return Rule("scale_by_muon_nesterov" if nesterov else "scale_by_muon", update,
-                init=zeros("momentum_buffer"), state=("momentum_buffer",), reduction="tensor")
-
-
 def muon_lr_ratio(adjust_lr_fn: str | None, shape: tuple[int, ...]) -> float:
-    """The factor torch.optim.Muon multiplies the lr by for an (A, B) matrix."""
+    """The factor s(A, B) torch.optim.Muon multiplies the lr by for an A x B matrix:
+
+        "original" (default; Keller Jordan):    s = sqrt(max(1, A / B))
+        "match_rms_adamw" (Liu et al., 2025):   s = 0.2 sqrt(max(A, B))
+
+    An orthogonal A x B matrix has RMS 1 / sqrt(max(A, B)); "original" keeps tall matrices'
+    updates from shrinking, "match_rms_adamw" gives every update AdamW's typical RMS of 0.2,
+    so that Muon can reuse an lr and weight decay tuned for AdamW ("Muon is Scalable for LLM
+    Training").
+    """
     rows, cols = shape[:2]
     if adjust_lr_fn is None or adjust_lr_fn == "original":
         return math.sqrt(max(1, rows / cols))
@@ -78,19 +60,42 @@ def muon_lr_ratio(adjust_lr_fn: str | None, shape: tuple[int, ...]) -> float:
     return 1.0
 
 
-def scale_by_muon_shape() -> Rule:
-    """d' = s(A, B) d for an A x B matrix, with s chosen by ``adjust_lr_fn``:
+def scale_by_muon(nesterov: bool = True, weight_decay: bool = False) -> Rule:
+    """Muon's step (Jordan et al., 2024), as torch.optim.Muon computes it.
 
-        "original" (default; Keller Jordan):    s = sqrt(max(1, A / B))
-        "match_rms_adamw" (Liu et al., 2025):   s = 0.2 sqrt(max(A, B))
+        B_t = mu B_{t-1} + (1 - mu) G_t                  ``momentum_buffer`` (B_0 = 0)
+        M_t = (1 - mu) G_t + mu B_t   (nesterov)   or   B_t
+        O_t = NS_k(M_t)                                   (`newton_schulz`)
+        u_t = -lr (s(A, B) O_t + lambda theta_{t-1})      (`muon_lr_ratio`; decay if asked)
 
-    An orthogonal A x B matrix has RMS 1 / sqrt(max(A, B)); "original" keeps tall matrices'
-    updates from shrinking, "match_rms_adamw" gives every update AdamW's typical RMS of 0.2,
-    so that Muon can reuse an lr and weight decay tuned for AdamW ("Muon is Scalable for LLM
-    Training"). The factor depends on the tensor's shape, so the rule runs per tensor.
+    mu = ``momentum``; k = ``ns_steps``, (a, b, c) = ``ns_coefficients``, ``eps`` and the
+    dtype of the iteration, ``ns_dtype`` ("bfloat16" as torch; "float32" or "float64" for
+    an orthogonalization that does not round to 8 bits), ``adjust_lr_fn``, ``lr`` and
+    lambda = ``weight_decay`` come from the param group. The buffer is an exponential
+    moving average, as in torch's code and Keller Jordan's; torch's docstring writes
+    B_t = mu B_{t-1} + G_t, which differs by a factor (1 - mu) that the orthogonalization
+    removes (O_t does not depend on the scale of M_t). State: ``momentum_buffer``.
+    Matrices only: reduces over the whole tensor.
+
+    The rule returns the update itself: the shape factor, the learning rate and the
+    decoupled weight decay are applied in the memory of O_t (converted back to the
+    parameter's dtype), where torch applies them to the parameter in place. Separate rules
+    would each make a new tensor of the parameter's size, and on the per-tensor path a fresh
+    allocation costs several in-place passes (its pages are touched for the first time).
     """
 
-    def update(d: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
-        return d * muon_lr_ratio(ctx.adjust_lr_fn, tuple(p.shape)), {}
+    def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
+        mu = ctx.momentum
+        b = state["momentum_buffer"].lerp(g, 1 - mu)
+        m = g.lerp(b, mu) if nesterov else b
+        o = newton_schulz(m, ctx.ns_coefficients, ctx.ns_steps, ctx.eps,
+                          NS_DTYPES[ctx.ns_dtype])
+        ratio = muon_lr_ratio(ctx.adjust_lr_fn, tuple(p.shape))
+        u = mul_(o.to(g.dtype, copy=True), -ctx.lr * ratio)
+        if weight_decay:
+            u = add_(u, p, -ctx.lr * ctx.weight_decay)
+        return u, {"momentum_buffer": b}
 
-    return Rule("scale_by_muon_shape", update, reduction="tensor")
+    name = "scale_by_muon_nesterov" if nesterov else "scale_by_muon"
+    return Rule(name + ("_decayed" if weight_decay else ""), update,
+                init=zeros("momentum_buffer"), state=("momentum_buffer",), reduction="tensor")

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .base import Context, Rule, State
+from .ops import add_, mul_, over
 
 
 def merge_small_dims(shape: Sequence[int], max_dim: int) -> list[int]:
@@ -163,10 +164,11 @@ def scale_by_soap(merge_dims: bool = False, max_precondition_dim: int = 10000,
                 "GG": p.new_zeros(size), "Q": p.new_zeros(size)}
 
     def accumulate(g: Tensor, lay: Layout, gg: Tensor, beta: float) -> Tensor:
-        """L_i = beta L_i + (1 - beta) G_(i) G_(i)^T for every preconditioned dimension i."""
-        gg = gg.clone()
+        """L_i = beta L_i + (1 - beta) G_(i) G_(i)^T for every preconditioned dimension i,
+        written into a new flat tensor (the factors tile it)."""
+        new = torch.empty_like(gg)
         g = lay.view(g) if g.dim() > 1 else g
-        for i, factor in enumerate(lay.factors(gg)):
+        for i, (old, factor) in enumerate(zip(lay.factors(gg), lay.factors(new))):
             if factor is None:
                 continue
             if g.dim() == 1:
@@ -174,8 +176,8 @@ def scale_by_soap(merge_dims: bool = False, max_precondition_dim: int = 10000,
             else:
                 others = [*concat(range(i), range(i + 1, g.dim()))]
                 outer = torch.tensordot(g, g, dims=[others, others])
-            factor.lerp_(outer.to(factor.dtype), 1.0 - beta)
-        return gg
+            torch.lerp(old, outer.to(factor.dtype), 1.0 - beta, out=factor)
+        return new
 
     def refresh(lay: Layout, gg: Tensor, q: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """One power iteration and QR per factor; V's entries follow their eigenvectors."""
@@ -212,12 +214,16 @@ def scale_by_soap(merge_dims: bool = False, max_precondition_dim: int = 10000,
         g_rot = _project(g, lay, qs)
         m = state["exp_avg"].lerp(g, 1.0 - beta1)
         v = state["exp_avg_sq"].lerp(g_rot.square(), 1.0 - beta2)
-        n = _project(_project(m, lay, qs) / v.sqrt().add_(ctx.eps), lay, qs, back=True)
+        n = _project(over(_project(m, lay, qs), v.sqrt().add_(ctx.eps)), lay, qs, back=True)
+        scale = -ctx.soap_step_size
         if normalize_gradient:
-            n = n / torch.mean(n.square()).sqrt_().add_(ctx.eps)
-        u = n * -ctx.soap_step_size
-        if weight_decay:
-            u = u.sub_((p + u).mul_(ctx.lr * ctx.weight_decay))
+            scale /= float(torch.mean(n.square()).sqrt_().add_(ctx.eps))
+        # (theta + u)(1 - c) - theta = u (1 - c) - c theta: the step, then the decay, as
+        # the authors' code decays the parameter after stepping.
+        c = ctx.lr * ctx.weight_decay if weight_decay else 0.0
+        u = mul_(n, scale * (1.0 - c) if c else scale)
+        if c:
+            u = add_(u, p, -c)
         new_state = {"exp_avg": m, "exp_avg_sq": v,
                      "GG": accumulate(g, lay, state["GG"], beta_s)}
         s = ctx.step - 1

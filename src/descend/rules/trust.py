@@ -11,7 +11,7 @@ from torch import Tensor
 
 from .base import Context, Rule, State, per_tensor
 from .init import zeros
-from .ops import add, addcmul
+from .ops import add, add_, addcmul_, mul_, over
 
 
 def clip_by_global_norm() -> Rule:
@@ -42,7 +42,7 @@ def scale_by_lamb_moments(grad_averaging: bool = True, bias_correction: bool = F
         r_t = m_hat_t / (sqrt(v_hat_t) + eps)   with ``bias_correction`` (the paper)
 
     pytorch-optimizer corrects neither moment here: it divides the step by 1 - beta1^t after
-    the trust ratio instead (`scale_by_first_moment_correction`), and never corrects v.
+    the trust ratio instead (`scale_by_lamb_trust_ratio`), and never corrects v.
     State: ``exp_avg``, ``exp_avg_sq``.
     """
 
@@ -55,13 +55,13 @@ def scale_by_lamb_moments(grad_averaging: bool = True, bias_correction: bool = F
 
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
         beta1, beta2 = ctx.betas
-        m = add(state["exp_avg"] * beta1, g, 1 - beta1 if grad_averaging else 1.0)
-        v = addcmul(state["exp_avg_sq"] * beta2, g, g, 1 - beta2)
+        m = add_(state["exp_avg"] * beta1, g, 1 - beta1 if grad_averaging else 1.0)
+        v = addcmul_(state["exp_avg_sq"] * beta2, g, g, 1 - beta2)
         if bias_correction:
-            r = (m * ctx.lamb_inv_bias_correction1) / (
-                v.sqrt() * ctx.lamb_inv_bias_correction2_sqrt + ctx.eps)
+            denom = add_(mul_(v.sqrt(), ctx.lamb_inv_bias_correction2_sqrt), ctx.eps)
+            r = mul_(over(m, denom), ctx.lamb_inv_bias_correction1)
         else:
-            r = m / (v.sqrt() + ctx.eps)
+            r = over(m, add_(v.sqrt(), ctx.eps))
         return r, {"exp_avg": m, "exp_avg_sq": v}
 
     return Rule("scale_by_lamb_moments", update, init=zeros("exp_avg", "exp_avg_sq"),
@@ -69,48 +69,53 @@ def scale_by_lamb_moments(grad_averaging: bool = True, bias_correction: bool = F
                 provides=("lamb_inv_bias_correction1", "lamb_inv_bias_correction2_sqrt"))
 
 
-def scale_by_lamb_trust_ratio(decoupled: bool = False, fixed_decay: bool = False) -> Rule:
-    """LAMB's layer-wise trust ratio (You et al., 2020, Algorithm 2).
+def scale_by_lamb_trust_ratio(adam: bool = False, debias_step: bool = True,
+                              decoupled: bool = False, fixed_decay: bool = False) -> Rule:
+    """LAMB's step with its layer-wise trust ratio (You et al., 2020, Algorithm 2).
 
         w = min(||theta||, clamp)
-        d' = d w / (||d|| + eps)          (d' = d when w = 0 or ||d|| = 0)
+        q = w / (||r|| + eps)            (q = 1 when w = 0 or ||r|| = 0, or with ``adam``)
+        u = -lr_t q r - c theta          lr_t = lr / (1 - beta1^t) (``debias_step``) or lr
+                                         c = lr lambda, lambda (``fixed_decay``) or 0
 
     phi(z) = min(z, clamp) is the paper's scaling function phi with upper bound gamma_u =
     ``clamp`` (10, as pytorch-optimizer; the paper leaves phi open). ``eps`` of the param
     group guards the division, as in pytorch-optimizer (the paper has none). With
     decoupled weight decay (``decoupled=True``) the weights are measured after the decay
-    of this step, theta (1 - c) with c = lr lambda (or lambda, ``fixed_decay``), as
-    pytorch-optimizer measures them; with coupled decay, lambda theta is already in d, as in
-    the paper's r_t + lambda x_t. Reduces over the tensor.
+    of this step, theta (1 - c), as pytorch-optimizer measures them; with coupled decay
+    lambda theta is already in r, as in the paper's r_t + lambda x_t. ``debias_step`` is
+    pytorch-optimizer's correction of the first moment, applied to the step after the
+    ratio, so that the ratio does not undo it (Adam's efficient form, Kingma & Ba, end of
+    section 2). Reduces over the tensor.
+
+    The rule returns the update itself: the learning rate and the decoupled decay are
+    applied in the memory of one new tensor, as pytorch-optimizer applies them to the
+    parameter in place (separate rules would each make a tensor of the parameter's size).
     """
+
+    def prepare(ctx: Context) -> dict[str, float]:
+        if not debias_step:
+            return {"lamb_step_size": ctx.lr}
+        return {"lamb_step_size": ctx.lr / (1 - ctx.betas[0] ** ctx.step)}
 
     @per_tensor
     def update(d: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
-        weight_norm = p.norm()
+        c = 0.0
         if decoupled and ctx.weight_decay:
             c = ctx.weight_decay if fixed_decay else ctx.lr * ctx.weight_decay
-            weight_norm = weight_norm * (1.0 - c)
-        w = float(weight_norm.clamp(min=0, max=ctx.clamp))
-        update_norm = float(d.norm())
-        if w == 0 or update_norm == 0:
-            return d, {}
-        return d * (w / (update_norm + ctx.eps)), {}
+        q = 1.0
+        if not adam:
+            w = float((p.norm() * (1.0 - c)).clamp(min=0, max=ctx.clamp))
+            d_norm = float(d.norm())
+            if w != 0 and d_norm != 0:
+                q = w / (d_norm + ctx.eps)
+        u = d * (-ctx.lamb_step_size * q)
+        if c:
+            u = add_(u, p, -c)
+        return u, {}
 
-    return Rule("scale_by_lamb_trust_ratio", update, reduction="tensor")
-
-
-def scale_by_first_moment_correction() -> Rule:
-    """d' = d / (1 - beta1^t): pytorch-optimizer's LAMB applies Adam's first bias correction
-    to the step, after the trust ratio (so the ratio does not undo it)."""
-
-    def prepare(ctx: Context) -> dict[str, float]:
-        return {"lamb_step_correction": 1 / (1 - ctx.betas[0] ** ctx.step)}
-
-    def update(d: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
-        return d * ctx.lamb_step_correction, {}
-
-    return Rule("scale_by_first_moment_correction", update, prepare=prepare,
-                provides=("lamb_step_correction",))
+    return Rule("scale_by_lamb_trust_ratio", update, prepare=prepare,
+                provides=("lamb_step_size",), reduction="tensor")
 
 
 def scale_by_lars_trust_ratio() -> Rule:
@@ -134,6 +139,6 @@ def scale_by_lars_trust_ratio() -> Rule:
         one = torch.ones_like(param_norm)
         ratio = torch.where(param_norm > 0.0, torch.where(
             denominator > 0.0, ctx.trust_coefficient * param_norm / denominator, one), one)
-        return add(g, p, ctx.weight_decay) * ratio, {}
+        return mul_(add(g, p, ctx.weight_decay), ratio), {}
 
     return Rule("scale_by_lars_trust_ratio", update, reduction="tensor")
