@@ -105,9 +105,9 @@ def scale_by_lamb_trust_ratio(adam: bool = False, debias_step: bool = True,
             c = ctx.weight_decay if fixed_decay else ctx.lr * ctx.weight_decay
         q = 1.0
         if not adam:
-            w = float((p.norm() * (1.0 - c)).clamp(min=0, max=ctx.clamp))
+            w = min(float(p.norm()) * (1.0 - c), ctx.clamp)
             d_norm = float(d.norm())
-            if w != 0 and d_norm != 0:
+            if w > 0 and d_norm != 0:
                 q = w / (d_norm + ctx.eps)
         u = d * (-ctx.lamb_step_size * q)
         if c:
@@ -134,11 +134,14 @@ def scale_by_lars_trust_ratio() -> Rule:
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
         if p.dim() <= 1:
             return g, {}
-        param_norm = torch.linalg.norm(p)
-        denominator = torch.linalg.norm(g) + ctx.weight_decay * param_norm
-        one = torch.ones_like(param_norm)
-        ratio = torch.where(param_norm > 0.0, torch.where(
-            denominator > 0.0, ctx.trust_coefficient * param_norm / denominator, one), one)
+        # Norms as Python numbers: a handful of 0-D tensor operations cost more than the
+        # maths on a small tensor (pytorch-optimizer keeps them as 0-D tensors, which in
+        # float32 rounds the ratio to float32).
+        param_norm = float(torch.linalg.norm(p))
+        denominator = float(torch.linalg.norm(g)) + ctx.weight_decay * param_norm
+        ratio = 1.0
+        if param_norm > 0.0 and denominator > 0.0:
+            ratio = ctx.trust_coefficient * param_norm / denominator
         return mul_(add(g, p, ctx.weight_decay), ratio), {}
 
     return Rule("scale_by_lars_trust_ratio", update, reduction="tensor")
