@@ -35,10 +35,6 @@ SHAPES = {
 }
 
 
-def matrices(shape: tuple[int, ...]) -> bool:
-    return len(shape) == 2
-
-
 def hidden_matrices(shape: tuple[int, ...]) -> bool:
     """Muon's share of a model: 2-D, and not the embedding or the head (VOCAB rows)."""
     return len(shape) == 2 and shape[0] != VOCAB
@@ -202,8 +198,8 @@ ALGORITHMS = [
               "state is O(m + n) per matrix; bandwidth counts parameter and gradient"),
     Algorithm("muon", lambda p, b: descend.Muon(p, lr=0.02, backend=b), 1,
               {"torch-forloop": lambda p: T.Muon(p, lr=0.02)},
-              "2-D parameters only (the hidden matrices on TRANSFORMER); Newton-Schulz in "
-              "bfloat16 as torch", accepts=matrices),
+              "the 2-D parameters (on TRANSFORMER the hidden matrices, not the embedding or "
+              "the head); Newton-Schulz in bfloat16 as torch", accepts=hidden_matrices),
     Algorithm("muon-adamw", _muon_adamw, 2, {"torch-muon+adamw": TorchMuonAdamW},
               "descend.MuonAdamW against torch's Muon on the hidden matrices plus torch's "
               "fused AdamW on embeddings, head and norms", sizes=("TRANSFORMER",)),

@@ -90,10 +90,13 @@ def scale_by_muon(nesterov: bool = True, weight_decay: bool = False) -> Rule:
         m = g.lerp(b, mu) if nesterov else b
         o = newton_schulz(m, ctx.ns_coefficients, ctx.ns_steps, ctx.eps,
                           NS_DTYPES[ctx.ns_dtype])
-        ratio = muon_lr_ratio(ctx.adjust_lr_fn, tuple(p.shape))
-        u = mul_(o.to(g.dtype, copy=True), -ctx.lr * ratio)
+        step = -ctx.lr * muon_lr_ratio(ctx.adjust_lr_fn, tuple(p.shape))
         if weight_decay:
-            u = add_(u, p, -ctx.lr * ctx.weight_decay)
+            # O_t joins in its own dtype: add_ converts it on the fly, as torch's
+            # param.add_(O_t, alpha) does, without a converted copy.
+            u = add_(p * (-ctx.lr * ctx.weight_decay), o, step)
+        else:
+            u = mul_(o.to(g.dtype, copy=True), step)
         return u, {"momentum_buffer": b}
 
     name = "scale_by_muon_nesterov" if nesterov else "scale_by_muon"

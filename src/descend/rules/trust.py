@@ -27,7 +27,7 @@ def clip_by_global_norm() -> Rule:
     def update(g: Any, state: State, p: Any, ctx: Context) -> tuple[Any, State]:
         if ctx.max_grad_norm == 0:
             return g, {}
-        norm = math.sqrt(sum(float(t.norm()) ** 2 for t in g))
+        norm = math.sqrt(sum(float(torch.linalg.vector_norm(t)) ** 2 for t in g))
         return g * min(ctx.max_grad_norm / (norm + ctx.eps), 1.0), {}
 
     return Rule("clip_by_global_norm", update, reduction="group")
@@ -105,8 +105,8 @@ def scale_by_lamb_trust_ratio(adam: bool = False, debias_step: bool = True,
             c = ctx.weight_decay if fixed_decay else ctx.lr * ctx.weight_decay
         q = 1.0
         if not adam:
-            w = min(float(p.norm()) * (1.0 - c), ctx.clamp)
-            d_norm = float(d.norm())
+            w = min(float(torch.linalg.vector_norm(p)) * (1.0 - c), ctx.clamp)
+            d_norm = float(torch.linalg.vector_norm(d))
             if w > 0 and d_norm != 0:
                 q = w / (d_norm + ctx.eps)
         u = d * (-ctx.lamb_step_size * q)
@@ -137,8 +137,8 @@ def scale_by_lars_trust_ratio() -> Rule:
         # Norms as Python numbers: a handful of 0-D tensor operations cost more than the
         # maths on a small tensor (pytorch-optimizer keeps them as 0-D tensors, which in
         # float32 rounds the ratio to float32).
-        param_norm = float(torch.linalg.norm(p))
-        denominator = float(torch.linalg.norm(g)) + ctx.weight_decay * param_norm
+        param_norm = float(torch.linalg.vector_norm(p))
+        denominator = float(torch.linalg.vector_norm(g)) + ctx.weight_decay * param_norm
         ratio = 1.0
         if param_norm > 0.0 and denominator > 0.0:
             ratio = ctx.trust_coefficient * param_norm / denominator
