@@ -53,7 +53,8 @@ def apply_rule(rule: Rule, param: Any, grad: Any, state: dict[str, Any], ctx: Co
     g = -grad if maximize else grad
     update, new_state = rule.update(g, state, param, ctx)
     for key, value in new_state.items():
-        state[key].copy_(value)
+        if value is not state[key]:  # else the rule wrote it in place (rules.ops *_into)
+            state[key].copy_(value)
     param.add_(update)
 
 

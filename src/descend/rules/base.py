@@ -17,7 +17,11 @@ on/off) are arguments of a rule's constructor.
 What a rule may keep, and what it must declare so that every backend runs it correctly:
 
 - ``state``: named tensors of any shape (``exp_avg``; Adafactor's row and column factors; a
-  preconditioner). Created by `init` from the parameter; `update` returns new values.
+  preconditioner). Created by `init` from the parameter, which may create a subset of the
+  declared keys for a given parameter (Adafactor: factors for a matrix, one variance for a
+  vector); `update` returns new values. A rule that reduces over a tensor may instead
+  write its own state where it is stored, through `descend.rules.ops`' ``*_into`` helpers
+  (which keep the pure form under autograd and tracing), and return the same tensors.
 - ``carry``: named *scalar* state carried across steps, with its initial value (NAdam's
   running product ``mu_product``, ASGD's ``eta``). `prepare` reads the previous value from
   ``ctx`` and returns the new one under the same name; it is stored per parameter in the
@@ -115,7 +119,8 @@ class Rule:
     Attributes:
         name: short identifier, shown in errors and reprs.
         update: ``(d, state, p, ctx) -> (d', new_state)``; returns new tensors for every state
-            key it changes and must not write into its inputs.
+            key it changes and must not write into its inputs (but its own state, through
+            the ``*_into`` helpers of `descend.rules.ops`).
         init: ``p -> state``, the rule's fresh state tensors for parameter `p`.
         prepare: ``ctx -> {name: scalar}``, per-step scalars (bias corrections, a decayed lr)
             and the new values of the rule's `carry`, computed once per step in Python.

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .base import Context, Rule, State
-from .ops import add_
+from .ops import add_, lerp_into
 
 
 def _norm(x: Tensor) -> float:
@@ -69,15 +69,15 @@ def scale_by_adafactor(weight_decay: bool = False) -> Rule:
         w = ctx.adafactor_one_minus_beta2
         alpha = max(eps2, _norm(p) / math.sqrt(p.numel())) * ctx.adafactor_rho
         if g.dim() > 1:
-            row = state["row_var"].lerp(
-                torch.norm(g, dim=-1, keepdim=True).square_().div_(g.size(-1)), w)
-            col = state["col_var"].lerp(
-                torch.norm(g, dim=-2, keepdim=True).square_().div_(g.size(-2)), w)
+            row = lerp_into(state["row_var"],
+                            torch.norm(g, dim=-1, keepdim=True).square_().div_(g.size(-1)), w)
+            col = lerp_into(state["col_var"],
+                            torch.norm(g, dim=-2, keepdim=True).square_().div_(g.size(-2)), w)
             new_state = {"row_var": row, "col_var": col}
             v = ((row / row.mean(dim=-2, keepdim=True).clamp(min=eps1)) @ col).clamp_(
                 min=eps1 * eps1)
         else:
-            variance = state["variance"].lerp(g * g, w)
+            variance = lerp_into(state["variance"], g * g, w)
             new_state = {"variance": variance}
             v = variance.clamp(min=eps1 * eps1)
         u = v.rsqrt_().mul_(g)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .base import Context, Rule, State
 from .init import zeros
-from .ops import add, add_
+from .ops import add, scale_add_into
 
 
 def heavy_ball(nesterov: bool = False, copy_first: bool = True) -> Rule:
@@ -53,7 +53,7 @@ def heavy_ball(nesterov: bool = False, copy_first: bool = True) -> Rule:
 
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
         mu = ctx.momentum
-        b = add_(state["momentum_buffer"] * mu, g, ctx.heavy_ball_gain)
+        b = scale_add_into(state["momentum_buffer"], mu, g, ctx.heavy_ball_gain)
         d = add(g, b, mu) if nesterov else b
         return d, {"momentum_buffer": b}
 

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from .base import Context, Rule, State
 from .init import zeros
-from .ops import add_, mul_
+from .ops import add_, lerp_into, mul_, reusable
 
 NS_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 
@@ -26,7 +26,7 @@ def newton_schulz(g: Tensor, coefficients: tuple[float, float, float], steps: in
     every singular value of X_0 into roughly [0.7, 1.2]: an approximate U V^T of the SVD
     G = U S V^T, which is all Muon needs. Computed in `dtype` (torch: bfloat16) with torch's
     own sequence of operations (``addmm``), so that bfloat16 results equal torch's bit for
-    bit; the result is in `dtype`.
+    bit; the result is in `dtype` (a new tensor).
     """
     a, b, c = coefficients
     x = g.to(dtype, copy=True)
@@ -86,15 +86,20 @@ def scale_by_muon(nesterov: bool = True, weight_decay: bool = False) -> Rule:
 
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
         mu = ctx.momentum
-        b = state["momentum_buffer"].lerp(g, 1 - mu)
+        dtype = NS_DTYPES[ctx.ns_dtype]
+        b = lerp_into(state["momentum_buffer"], g, 1 - mu)
         m = g.lerp(b, mu) if nesterov else b
-        o = newton_schulz(m, ctx.ns_coefficients, ctx.ns_steps, ctx.eps,
-                          NS_DTYPES[ctx.ns_dtype])
+        o = newton_schulz(m, ctx.ns_coefficients, ctx.ns_steps, ctx.eps, dtype)
         step = -ctx.lr * muon_lr_ratio(ctx.adjust_lr_fn, tuple(p.shape))
+        # The update goes into M_t's memory once Newton-Schulz has its own copy (torch
+        # writes into the parameter instead); O_t joins in its own dtype, converted on the
+        # fly, as in torch's param.add_(O_t, alpha).
+        memory = m if nesterov and reusable(m) else None
         if weight_decay:
-            # O_t joins in its own dtype: add_ converts it on the fly, as torch's
-            # param.add_(O_t, alpha) does, without a converted copy.
-            u = add_(p * (-ctx.lr * ctx.weight_decay), o, step)
+            u = add_(torch.mul(p, -ctx.lr * ctx.weight_decay, out=memory)
+                     if memory is not None else p * (-ctx.lr * ctx.weight_decay), o, step)
+        elif memory is not None:
+            u = memory.copy_(o).mul_(step)
         else:
             u = mul_(o.to(g.dtype, copy=True), step)
         return u, {"momentum_buffer": b}

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .base import Context, Rule, State
-from .ops import add_, mul_, over
+from .ops import add_, lerp_into, mul_, over, stored
 
 
 def merge_small_dims(shape: Sequence[int], max_dim: int) -> list[int]:
@@ -165,8 +165,8 @@ def scale_by_soap(merge_dims: bool = False, max_precondition_dim: int = 10000,
 
     def accumulate(g: Tensor, lay: Layout, gg: Tensor, beta: float) -> Tensor:
         """L_i = beta L_i + (1 - beta) G_(i) G_(i)^T for every preconditioned dimension i,
-        written into a new flat tensor (the factors tile it)."""
-        new = torch.empty_like(gg)
+        into the stored factors where allowed, else into a new flat tensor (they tile it)."""
+        new = gg if stored(gg) else torch.empty_like(gg)
         g = lay.view(g) if g.dim() > 1 else g
         for i, (old, factor) in enumerate(zip(lay.factors(gg), lay.factors(new))):
             if factor is None:
@@ -181,7 +181,7 @@ def scale_by_soap(merge_dims: bool = False, max_precondition_dim: int = 10000,
 
     def refresh(lay: Layout, gg: Tensor, q: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """One power iteration and QR per factor; V's entries follow their eigenvectors."""
-        q = q.clone()
+        q = q if stored(q) else q.clone()
         v = lay.view(v)
         for i, (m, o) in enumerate(zip(lay.factors(gg), lay.factors(q, True))):
             if m is None:
@@ -201,7 +201,7 @@ def scale_by_soap(merge_dims: bool = False, max_precondition_dim: int = 10000,
         lay = layout(p)
         if "Q" in ctx.fresh:
             gg = accumulate(g, lay, state["GG"], beta_s)
-            q = state["Q"].clone()
+            q = state["Q"] if stored(state["Q"]) else state["Q"].clone()
             for target, m in zip(lay.factors(q, True), lay.factors(gg)):
                 if m is not None:
                     target.copy_(_eigenbasis(m))
@@ -212,8 +212,8 @@ def scale_by_soap(merge_dims: bool = False, max_precondition_dim: int = 10000,
         # any difference in the order of the sums a billionfold).
         qs = lay.factors(state["Q"], True)
         g_rot = _project(g, lay, qs)
-        m = state["exp_avg"].lerp(g, 1.0 - beta1)
-        v = state["exp_avg_sq"].lerp(g_rot.square(), 1.0 - beta2)
+        m = lerp_into(state["exp_avg"], g, 1.0 - beta1)
+        v = lerp_into(state["exp_avg_sq"], g_rot.square(), 1.0 - beta2)
         n = _project(over(_project(m, lay, qs), v.sqrt().add_(ctx.eps)), lay, qs, back=True)
         scale = -ctx.soap_step_size
         if normalize_gradient:

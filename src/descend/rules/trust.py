@@ -11,7 +11,7 @@ from torch import Tensor
 
 from .base import Context, Rule, State, per_tensor
 from .init import zeros
-from .ops import add, add_, addcmul_, mul_, over
+from .ops import add, add_, mul_, over, scale_add_into, scale_addcmul_into
 
 
 def clip_by_global_norm() -> Rule:
@@ -55,8 +55,8 @@ def scale_by_lamb_moments(grad_averaging: bool = True, bias_correction: bool = F
 
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
         beta1, beta2 = ctx.betas
-        m = add_(state["exp_avg"] * beta1, g, 1 - beta1 if grad_averaging else 1.0)
-        v = addcmul_(state["exp_avg_sq"] * beta2, g, g, 1 - beta2)
+        m = scale_add_into(state["exp_avg"], beta1, g, 1 - beta1 if grad_averaging else 1.0)
+        v = scale_addcmul_into(state["exp_avg_sq"], beta2, g, g, 1 - beta2)
         if bias_correction:
             denom = add_(mul_(v.sqrt(), ctx.lamb_inv_bias_correction2_sqrt), ctx.eps)
             r = mul_(over(m, denom), ctx.lamb_inv_bias_correction1)
