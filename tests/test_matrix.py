@@ -273,3 +273,25 @@ def test_tensor_rules_run_one_tensor_at_a_time_on_every_backend(backend):
         for p, q in zip(params, ref):
             assert torch.equal(p, q)
     assert loss_fn(params).isfinite()
+
+
+@pytest.mark.parametrize("ours,theirs,kwargs,shapes", [
+    (descend.Adafactor, torch.optim.Adafactor, dict(lr=0.02, weight_decay=0.1),
+     [(4, 5), (7,), (2, 3, 4)]),
+    (descend.Muon, torch.optim.Muon, dict(lr=0.02), [(4, 5), (6, 3)]),
+], ids=["adafactor", "muon"])
+def test_state_dicts_load_from_and_into_torch(ours, theirs, kwargs, shapes):
+    """Non-parameter-shaped state (Adafactor's factors) keeps torch's names and layout, so
+    a run continues in the other library with the same numbers."""
+    a, b = make_params(shapes=shapes), make_params(shapes=shapes)
+    opt_a, opt_b = ours(a, **kwargs), theirs(b, **kwargs)
+    train(opt_a, a, 3), train(opt_b, b, 3)
+    # Swap: torch's state into descend, descend's into torch.
+    swapped_a, swapped_b = ours(a, **kwargs), theirs(b, **kwargs)
+    swapped_a.load_state_dict(opt_b.state_dict())
+    swapped_b.load_state_dict(opt_a.state_dict())
+    for p, q in zip(a, b):
+        q.data.copy_(p.data)  # descend and torch agree to rounding; continue from one point
+    train(swapped_a, a, 3), train(swapped_b, b, 3)
+    for p, q in zip(a, b):
+        torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)

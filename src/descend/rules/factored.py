@@ -17,6 +17,11 @@ def _norm(x: Tensor) -> float:
     return torch.linalg.vector_norm(x).item()
 
 
+def _mean_square(g: Tensor, dim: int) -> Tensor:
+    """mean(g^2) over `dim`, kept, as torch computes it: a norm squared, without g^2."""
+    return torch.linalg.vector_norm(g, dim=dim, keepdim=True).square_().div_(g.size(dim))
+
+
 def _init(p: Tensor) -> State:
     if p.dim() > 1:
         # Factored over the last two dimensions; leading ones are batch dimensions.
@@ -69,10 +74,8 @@ def scale_by_adafactor(weight_decay: bool = False) -> Rule:
         w = ctx.adafactor_one_minus_beta2
         alpha = max(eps2, _norm(p) / math.sqrt(p.numel())) * ctx.adafactor_rho
         if g.dim() > 1:
-            row = lerp_into(state["row_var"],
-                            torch.norm(g, dim=-1, keepdim=True).square_().div_(g.size(-1)), w)
-            col = lerp_into(state["col_var"],
-                            torch.norm(g, dim=-2, keepdim=True).square_().div_(g.size(-2)), w)
+            row = lerp_into(state["row_var"], _mean_square(g, -1), w)
+            col = lerp_into(state["col_var"], _mean_square(g, -2), w)
             new_state = {"row_var": row, "col_var": col}
             v = ((row / row.mean(dim=-2, keepdim=True).clamp(min=eps1)) @ col).clamp_(
                 min=eps1 * eps1)

@@ -154,9 +154,14 @@ def scale_by_soap(merge_dims: bool = False, max_precondition_dim: int = 10000,
             step_size *= math.sqrt(1.0 - beta2**s) / (1.0 - beta1**s)
         return {"soap_step_size": step_size}
 
+    layouts: dict[torch.Size, Layout] = {}
+
     def layout(p: Tensor) -> Layout:
-        return Layout(p.shape, merge_dims, max_precondition_dim, precondition_1d,
-                      channels_last)
+        lay = layouts.get(p.shape)
+        if lay is None:
+            lay = layouts[p.shape] = Layout(p.shape, merge_dims, max_precondition_dim,
+                                            precondition_1d, channels_last)
+        return lay
 
     def init(p: Tensor) -> State:
         size = layout(p).size
