@@ -91,7 +91,11 @@ class Muon(RuleOptimizer):
     precision instead of to bfloat16's 8 bits, at several times the cost on CPUs without
     fast bfloat16. (The iteration's own error, singular values in about [0.7, 1.2], is a
     property of the coefficients and remains.) torch's docstring writes the buffer as
-    B_t = mu B_{t-1} + G_t; its code (and this class) keeps the average above.
+    B_t = mu B_{t-1} + G_t; its code (and this class) keeps the average above. One
+    difference from torch: for bfloat16 parameters with ``nesterov=False``, torch's
+    ``grad.bfloat16()`` returns the momentum buffer itself, which its Newton-Schulz then
+    divides by its norm in place, so torch's buffer stops being the average; descend's
+    iteration works on a copy.
 
     Muon is for the 2-D weight matrices of hidden layers: any other parameter is refused,
     naming it. For a whole model use `MuonAdamW`, which sends embeddings, the output head,
