@@ -8,13 +8,19 @@ import io
 import pytest
 import torch
 from optim_db import REPRESENTATIVES
+from problems import make_params
 
 import descend
 from descend.backends import precision as P
 
-LOW = [c for c in REPRESENTATIVES if c.cls([torch.zeros(2, requires_grad=True)],
-                                            **c.kwargs).recipe(
-    c.cls([torch.zeros(2, requires_grad=True)], **c.kwargs).param_groups[0]).low_precision]
+
+def _declares_low_precision(case) -> bool:
+    opt = case.make(make_params(shapes=case.shapes))
+    return all(opt.recipe(group).low_precision and opt.recipe(group).elementwise
+               for group in opt.param_groups)
+
+
+LOW = [c for c in REPRESENTATIVES if _declares_low_precision(c)]
 
 
 def _params(seed=0, dtype=torch.float32):

@@ -24,11 +24,11 @@ def _native_kernels(opt):
 
 
 def _elementwise(case):
-    opt = case.make(make_params())
-    return opt.recipe(opt.param_groups[0]).elementwise
+    opt = case.make(make_params(shapes=case.shapes))
+    return all(opt.recipe(group).elementwise for group in opt.param_groups)
 
 
-ELEMENTWISE = [c for c in CASES if _elementwise(c)]
+ELEMENTWISE = [case for case in CASES if _elementwise(case)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])

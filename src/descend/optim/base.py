@@ -138,7 +138,7 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     #: Checks of this class's own that replace the shared table's for the same name
     #: (`descend.optim.checks.CHECKS`): ASGD's ``alpha`` is an exponent, AdEMAMix's
-    #: ``betas`` a triple.
+    #: ``betas`` a triple, Adafactor's ``eps`` a pair.
     checks: ClassVar[Mapping[str, Check]] = {}
 
     def __init__(self, params: ParamsT, rule: Rule | None = None, *,
@@ -181,6 +181,10 @@ class RuleOptimizer(torch.optim.Optimizer):
     def check_group(self, group: dict[str, Any]) -> None:
         """Cross-field checks for one param group (subclasses extend)."""
 
+    def check_param(self, group: dict[str, Any], where: str, p: Tensor) -> None:
+        """Checks of one parameter of `group` (subclasses extend: Muon takes matrices only).
+        `where` names it in messages: its position, and its name when it has one."""
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         owner = type(self).__name__
         merged = {**self.defaults, **param_group}
@@ -196,12 +200,15 @@ class RuleOptimizer(torch.optim.Optimizer):
         seen: set[int] = set()
         for i, p in enumerate(tensors):
             where = f"parameter {i} of group {len(self.param_groups)}"
+            if isinstance(params[i], tuple):
+                where += f" ({params[i][0]!r})"
             if isinstance(p, Tensor):
                 if id(p) in seen:
                     raise ValueError(f"{owner}: {where} appears twice in the group; "
                                      "give each parameter once")
                 seen.add(id(p))
                 _check_param_tensor(owner, where, p)
+                self.check_param(merged, where, p)
         super().add_param_group({**param_group, **current, "params": params,
                                  "schedule_step": clock, "skipped_steps": 0})
         self._schedules.add(self.param_groups[-1], schedules)
