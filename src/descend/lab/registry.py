@@ -27,6 +27,9 @@ class OptimizerEntry:
     fixed: dict[str, Any]
     lr: float
     text: str
+    # Optimizers that route by parameter names or shapes (MuonAdamW) are built from the
+    # model itself; on a surface's one point vector they would have no matrix to act on.
+    matrices: bool = False
 
 
 # The lab's default learning rates: torch's defaults for the adaptive methods (RMSprop at
@@ -63,6 +66,16 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
     "ademamix": OptimizerEntry(descend.AdEMAMix, {}, 1e-3,
                                "AdEMAMix (Adam with a second, slow momentum)"),
     "prodigy": OptimizerEntry(descend.Prodigy, {}, 1.0, "Prodigy (learning-rate free)"),
+    "adafactor": OptimizerEntry(descend.Adafactor, {}, 1e-2,
+                                "Adafactor (factored second moment, torch's form)"),
+    "lamb": OptimizerEntry(descend.LAMB, {}, 1e-3, "LAMB (Adam with layer-wise trust ratio)"),
+    "lars": OptimizerEntry(descend.LARS, {}, 0.1,
+                           "LARS (heavy-ball momentum with layer-wise trust ratio)"),
+    "soap": OptimizerEntry(descend.SOAP, {}, 3e-3, "SOAP (Adam in Shampoo's eigenbasis)"),
+    # The form Muon is trained in: Muon for hidden matrices, AdamW for the rest. lr 0.02
+    # is Muon's reference value (Jordan et al.); the AdamW groups keep 1e-3.
+    "muon": OptimizerEntry(descend.MuonAdamW, {}, 0.02,
+                           "Muon on hidden matrices, AdamW on the rest", matrices=True),
 }
 
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
@@ -111,7 +124,7 @@ def join_spec(name: str, options: dict[str, Any]) -> str:
 # with their defaults; torch's execution flags and the backend are not the lab's to vary.
 SHARED_OPTIONS = {"maximize": False, "nonfinite": "ignore", "state_dtype": None,
                   "stochastic_rounding": None, "rounding_seed": None}
-NOT_OPTIONS = ("self", "params", "backend", "options", "rule")
+NOT_OPTIONS = ("self", "params", "backend", "options", "rule", "route")
 
 
 def _defaults(cls: type) -> dict[str, Any]:
@@ -170,7 +183,7 @@ def canonical_optimizer(text: str) -> str:
         if problem:
             raise ValueError(f"optimizer {text!r}: {problem}")
     try:
-        build_optimizer(join_spec(name, options), [torch.zeros(1, requires_grad=True)])
+        build_optimizer(join_spec(name, options), torch.nn.Linear(2, 2))
     except (TypeError, ValueError) as e:
         raise ValueError(f"optimizer {text!r}: {e}") from None
     return join_spec(name, options)
@@ -186,14 +199,21 @@ def with_lr(text: str, lr: float) -> str:
     return join_spec(name, {**options, "lr": lr})
 
 
-def build_optimizer(text: str, params: Iterable[Tensor], schedule: S.Schedule | None = None,
+def build_optimizer(text: str, params: torch.nn.Module | Iterable[Tensor],
+                    schedule: S.Schedule | None = None,
                     backend: str = "auto") -> descend.RuleOptimizer:
-    """The optimizer for a spec; with `schedule`, its lr follows it."""
+    """The optimizer for a spec over a model (or plain parameters); with `schedule`, its lr
+    follows it."""
     name, options = split_spec(text, "optimizer")
     entry = OPTIMIZERS[name]
     kwargs = {**entry.fixed, "lr": entry.lr, **options}
     if schedule is not None:
         kwargs["lr"] = schedule
+    if isinstance(params, torch.nn.Module) and not entry.matrices:
+        params = params.parameters()
+    elif not isinstance(params, torch.nn.Module) and entry.matrices:
+        raise ValueError(f"optimizer {name!r} routes a model's parameters by name and shape; "
+                         "it needs the model, not bare tensors")
     return entry.cls(params, backend=backend, **kwargs)
 
 

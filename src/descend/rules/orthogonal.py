@@ -106,4 +106,5 @@ def scale_by_muon(nesterov: bool = True, weight_decay: bool = False) -> Rule:
 
     name = "scale_by_muon_nesterov" if nesterov else "scale_by_muon"
     return Rule(name + ("_decayed" if weight_decay else ""), update,
-                init=zeros("momentum_buffer"), state=("momentum_buffer",), reduction="tensor")
+                init=zeros("momentum_buffer"), state=("momentum_buffer",), reduction="tensor",
+                low_precision=(("momentum_buffer", "signed"),))

@@ -66,6 +66,7 @@ def scale_by_lamb_moments(grad_averaging: bool = True, bias_correction: bool = F
 
     return Rule("scale_by_lamb_moments", update, init=zeros("exp_avg", "exp_avg_sq"),
                 prepare=prepare, state=("exp_avg", "exp_avg_sq"),
+                low_precision=(("exp_avg", "signed"), ("exp_avg_sq", "nonnegative")),
                 provides=("lamb_inv_bias_correction1", "lamb_inv_bias_correction2_sqrt"))
 
 
