@@ -1,5 +1,6 @@
 """Accuracy with optimizer state below float32: `descend compare` runs, state in float32,
-bfloat16 and 8-bit codes, several seeds; writes the table into docs/precision.md.
+bfloat16 and 8-bit codes, several seeds; writes the table into docs/precision.md and the
+README.
 
     python benchmarks/precision_accuracy.py [--tasks mnist1d-cnn,...] [--seeds 3]
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+
+from report import replace_between
 
 from descend.backends import precision
 from descend.lab.compare import compare
@@ -73,13 +76,10 @@ def main() -> None:
         results[task] = named
         print(task, {k: f"{v[0]:.4f}±{v[1]:.4f}" for k, v in named.items()}, flush=True)
     text = table(results, "accuracy")
-    doc = ROOT / "docs" / "precision.md"
-    content = doc.read_text()
-    start, end = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
     command = f"python benchmarks/precision_accuracy.py --tasks {args.tasks} --seeds {args.seeds}"
-    doc.write_text(f"{head}{start}\n*Made by `{command}`.*\n\n{text}\n{end}{tail}")
+    block = f"*Made by `{command}`.*\n\n{text}\n"
+    replace_between(ROOT / "docs" / "precision.md", "accuracy", block)
+    replace_between(ROOT / "README.md", "precision", block)
     print(text)
 
 

@@ -131,13 +131,17 @@ def readme_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def replace_between(path: Path, marker: str, block: str) -> None:
+    """Put `block` between ``<!-- marker:start -->`` and ``<!-- marker:end -->`` in `path`."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    head, rest = path.read_text().split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{block}{end}{tail}")
+
+
 def update_readme(result: dict, path: Path) -> None:
     """Replace the text between the README's bench markers with `readme_table`."""
-    text = path.read_text()
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{start}\n{readme_table(result)}\n{end}{tail}")
+    replace_between(path, "bench", readme_table(result) + "\n")
 
 
 if __name__ == "__main__":
