@@ -313,7 +313,7 @@ INFOS += [
     ]), converge=dict(lr=0.2), rosenbrock=dict(lr=1e-3, momentum=0.95), complex=False,
         errors=[LR, WD, (dict(momentum=0.0), ValueError, "momentum must be > 0"),
                 (dict(momentum=1.0), ValueError, r"momentum must be in \[0, 1\)"),
-                (dict(warmup_steps=2.5), ValueError, "warmup_steps must be an integer >= 0"),
+                (dict(warmup_steps=2.5), TypeError, "warmup_steps must be an integer"),
                 (dict(warmup_steps=-1), ValueError, "warmup_steps must be an integer >= 0"),
                 (dict(r=-1.0), ValueError, "r must be >= 0"),
                 (dict(weight_lr_power=float("nan")), ValueError,
@@ -403,7 +403,7 @@ INFOS += [
         # reaches NaN at the same step.
         low_precision=False,
         errors=[LR, (dict(max_iter=0), ValueError, "max_iter must be an integer >= 1"),
-                (dict(max_iter=2.5), ValueError, "max_iter must be an integer >= 1"),
+                (dict(max_iter=2.5), TypeError, "max_iter must be an integer"),
                 (dict(max_eval=0), ValueError, "max_eval must be an integer >= 1"),
                 (dict(history_size=-3), ValueError, "history_size must be an integer >= 1"),
                 (dict(tolerance_grad=-1e-7), ValueError, "tolerance_grad must be >= 0"),

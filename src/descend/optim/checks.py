@@ -93,12 +93,12 @@ def beta_triple(owner: str, name: str, value: Any) -> None:
 
 
 def non_negative_int(owner: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if _integer(owner, name, value) < 0:
         raise ValueError(f"{owner}: {name} must be an integer >= 0, got {value!r}")
 
 
 def positive_int(owner: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if _integer(owner, name, value) < 1:
         raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
 
 
@@ -155,11 +155,6 @@ def _integer(owner: str, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{owner}: {name} must be an integer, got {value!r}")
     return value
-
-
-def positive_integer(owner: str, name: str, value: Any) -> None:
-    if _integer(owner, name, value) < 1:
-        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
 
 
 def ns_steps(owner: str, name: str, value: Any) -> None:
@@ -256,8 +251,8 @@ CHECKS: dict[str, Check] = {
     "trust_coefficient": non_negative,
     # SOAP
     "shampoo_beta": optional_unit_interval,
-    "precondition_frequency": positive_integer,
-    "max_precondition_dim": positive_integer,
+    "precondition_frequency": positive_int,
+    "max_precondition_dim": positive_int,
     "merge_dims": boolean,
     "precondition_1d": boolean,
     "correct_bias": boolean,
