@@ -147,9 +147,9 @@ class KerasReduceLROnPlateau:
                  min_lr=0.0):
         self.lr, self.factor, self.patience = lr, factor, patience
         self.cooldown, self.min_lr = cooldown, min_lr
-        # MonitorCallback: min_delta is absolute, its sign set by the direction.
-        self.better = ((lambda a, b: a - min_delta < b) if mode == "min"
-                       else (lambda a, b: a + min_delta > b))
+        # MonitorCallback: min_delta is absolute; an improvement beats the best by more.
+        self.better = ((lambda a, b: a + min_delta < b) if mode == "min"
+                       else (lambda a, b: a - min_delta > b))
         self.best, self.wait, self.cooldown_counter = None, 0, 0
 
     def on_epoch_end(self, current):
@@ -205,14 +205,13 @@ def assert_same(ours, keras):
         torch.testing.assert_close(a, b, rtol=RTOL, atol=0)
 
 
-def doc_block(marker):
-    """The python block of docs/keras.md that contains `marker`, run: what the page shows
-    is what is tested."""
+def doc_block(marker, **names):
+    """Run the one python block of docs/keras.md that contains `marker`, with `names`
+    defined, and return its namespace: what the page shows is what is tested."""
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
     (source,) = [b for b in blocks if marker in b]
-    namespace = {}
-    exec(compile(source, str(DOC), "exec"), namespace)
-    return namespace
+    exec(compile(source, str(DOC), "exec"), names)
+    return names
 
 
 EpsilonHat = doc_block("class EpsilonHat")["EpsilonHat"]
@@ -310,15 +309,15 @@ def test_keras_sgd_chain_equals_keras_under_a_schedule(nesterov):
                 keras)
 
 
-def test_the_doc_block_for_keras_momentum_runs_as_tested():
-    namespace = {"params": make_params(shapes=SHAPES), "schedule": DROP}
-    block = [b for b in re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
-             if "keras_sgd = chain(" in b]
-    assert len(block) == 1
-    exec(block[0], namespace)
-    assert namespace["keras_sgd"].name == chain(scale_by_learning_rate(), heavy_ball()).name
-    assert namespace["keras_rmsprop"].name == chain(scale_by_rms(eps_inside_sqrt=True),
-                                                    scale_by_learning_rate(), heavy_ball()).name
+def test_the_doc_blocks_build_the_chains_tested_here():
+    page = doc_block("keras_sgd = chain(", params=make_params(shapes=SHAPES), schedule=DROP)
+    assert page["keras_sgd"].name == chain(scale_by_learning_rate(), heavy_ball()).name
+    assert page["keras_rmsprop"].name == chain(scale_by_rms(eps_inside_sqrt=True),
+                                               scale_by_learning_rate(), heavy_ball()).name
+    page = doc_block("add_fixed_decay()", params=make_params(shapes=SHAPES), schedule=DROP)
+    assert page["rule"].name == chain(scale_by_adagrad(0.1 + 1e-7), scale_by_learning_rate(),
+                                      add_fixed_decay()).name
+    assert page["opt"].defaults["weight_decay"] == 1e-4 * 1e-3
 
 
 def test_rmsprop_momentum_differs_from_keras_when_the_lr_changes_and_the_chain_does_not():
@@ -343,17 +342,17 @@ def test_after_a_tenfold_lr_cut_keras_steps_are_1_plus_9_times_0_9_to_the_k_plus
         return 0.1 if t < 200 else 0.01
 
     cut, after = 200, 20
-    shapes = [(3,)]
-    keras_path, ours_path = [], []
-    for n in range(cut, cut + after + 1):
-        keras_path.append(run_keras(keras_sgd, lr, steps=n, loss=linear, shapes=shapes,
-                                    momentum=0.9)[0])
-    params = make_params(shapes=shapes)
+    keras_params, keras_state, keras_path = [torch.zeros(3, dtype=torch.float64)], {}, []
+    params = [torch.zeros(3, dtype=torch.float64, requires_grad=True)]
     opt = descend.SGD(params, lr=S.join([0.1, 0.01], [cut]), momentum=0.9)
+    ours_path = []
     for t in range(cut + after):
+        keras_sgd(keras_params, _grads(keras_params, linear), keras_state, t, lr(t),
+                  momentum=0.9)
         params[0].grad = weights.clone()
         opt.step()
         if t + 1 >= cut:
+            keras_path.append(keras_params[0].clone())
             ours_path.append(params[0].detach().clone())
     for k in range(after):
         keras_step = keras_path[k + 1] - keras_path[k]
@@ -361,9 +360,33 @@ def test_after_a_tenfold_lr_cut_keras_steps_are_1_plus_9_times_0_9_to_the_k_plus
         ratio = keras_step / our_step
         torch.testing.assert_close(ratio, torch.full_like(ratio, 1 + 9 * 0.9 ** (k + 1)),
                                    rtol=1e-6, atol=0)
-    assert 1 + 9 * 0.9 == pytest.approx(9.1)
+    assert pytest.approx(9.1) == 1 + 9 * 0.9
     # all the excess, in steps of the new rate
     assert sum(9 * 0.9 ** (k + 1) for k in range(10_000)) == pytest.approx(81)
+
+
+def test_during_a_warmup_keras_momentum_steps_lag_behind():
+    weights = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64)
+
+    def linear(params):
+        return (params[0] * weights).sum()
+
+    def warmup(t):
+        return 0.01 + (0.1 - 0.01) * min(t, 20) / 20
+
+    keras_params, keras_state = [torch.zeros(3, dtype=torch.float64)], {}
+    params = [torch.zeros(3, dtype=torch.float64, requires_grad=True)]
+    opt = descend.SGD(params, lr=S.linear(0.01, 0.1, 20), momentum=0.9)
+    for t in range(20):
+        keras_before, before = keras_params[0].clone(), params[0].detach().clone()
+        keras_sgd(keras_params, [weights], keras_state, t, warmup(t), momentum=0.9)
+        params[0].grad = weights.clone()
+        opt.step()
+        ratio = (keras_params[0] - keras_before) / (params[0].detach() - before)
+        if t == 0:
+            torch.testing.assert_close(ratio, torch.ones(3, dtype=torch.float64))
+        else:
+            assert (ratio < 1).all(), t
 
 
 # -- Adam's epsilon --------------------------------------------------------------------------
@@ -444,6 +467,18 @@ def test_keras_adagrad_weight_decay_as_the_doc_spells_it():
     assert_same(ours, keras)
 
 
+def test_excluding_a_parameter_from_keras_weight_decay_is_a_group_without_it():
+    # loss_fn is a sum of one term per parameter, so each parameter's path is its own
+    decayed = run_keras(keras_adam, 1e-3, weight_decay=0.004)
+    excluded = run_keras(keras_adam, 1e-3)
+    keras = [excluded[0], *decayed[1:]]
+    ours = run_descend(lambda p: descend.AdamW([{"params": p[:1], "weight_decay": 0.0},
+                                                {"params": p[1:]}],
+                                               lr=1e-3, weight_decay=0.004,
+                                               eps=EpsilonHat(1e-7)))
+    assert_same(ours, keras)
+
+
 # -- defaults --------------------------------------------------------------------------------
 
 
@@ -485,8 +520,8 @@ SCHEDULES = [
                                                    start=0.02),
      lambda t: keras_cosine_decay(t, 0.02, 900, alpha=0.01, warmup_target=0.1,
                                   warmup_steps=100)),
-    ("keras2-decay", S.inverse_time_decay(0.01, 1e-6),
-     lambda t: 0.01 / (1 + 1e-6 * t)),  # Keras 2's lr / (1 + decay * iterations)
+    ("legacy-decay", S.inverse_time_decay(0.01, 1e-6),
+     lambda t: 0.01 / (1 + 1e-6 * t)),  # optimizer_v2's lr / (1 + decay * iterations)
 ]
 PROBES = [0, 1, 7, 50, 99, 100, 101, 500, 999, 1000, 1001, 1500, 2000, 2001, 2500, 5000]
 
@@ -570,7 +605,7 @@ def _metrics(seed, n=150):
     rng = random.Random(seed)
     level, out = 2.0, []
     for _ in range(n):
-        if rng.random() < 0.3:
+        if rng.random() < 0.15:
             level *= rng.uniform(0.9, 1.0)
         out.append(round(level + rng.uniform(0, 0.05), rng.choice([2, 6])))
     return out
@@ -594,6 +629,7 @@ def _plateau_lrs(lr, metrics):
                           (4, 2, 1e-5, "max")])
 def test_reduce_on_plateau_with_the_stated_arguments_reduces_when_keras_does(
         patience, cooldown, min_lr, mode):
+    reductions = 0
     for seed in range(4):
         metrics = _metrics(seed)
         if mode == "max":  # an accuracy: higher is better
@@ -601,12 +637,17 @@ def test_reduce_on_plateau_with_the_stated_arguments_reduces_when_keras_does(
         callback = KerasReduceLROnPlateau(0.1, factor=0.5, patience=patience, mode=mode,
                                           min_delta=1e-4, cooldown=cooldown, min_lr=min_lr)
         keras = [callback.on_epoch_end(m) for m in metrics]
-        ours = _plateau_lrs(S.reduce_on_plateau(
-            0.1, factor=0.5, patience=max(patience - 1, 0), threshold=1e-4,
-            threshold_mode="abs", cooldown=max(cooldown - 1, 0), min_value=min_lr, eps=0.0,
-            mode=mode), metrics)
+        lr = S.reduce_on_plateau(0.1, factor=0.5, patience=max(patience - 1, 0),
+                                 threshold=1e-4, threshold_mode="abs",
+                                 cooldown=max(cooldown - 1, 0), min_value=min_lr, eps=0.0,
+                                 mode=mode)
+        ours = []
+        for metric in metrics:  # the controller alone; opt.report(metric) feeds it the same
+            lr.report(metric)
+            ours.append(lr(0))
         assert ours == pytest.approx(keras, rel=1e-12)
-        assert len(set(keras)) > 2  # the sequence did exercise reductions
+        reductions += sum(b < a for a, b in zip([0.1] + keras, keras))
+    assert reductions >= 8  # the metrics did exercise the rules
 
 
 def test_reduce_on_plateau_doc_spelling_of_keras_defaults():
