@@ -298,10 +298,12 @@ def main() -> None:
     log(f"wrote {args.out}")
     from report import update_readme, write_markdown
 
-    target = ROOT / "docs" / "performance.md"
+    # Only a full run speaks for the project; a partial or quick one writes beside --out.
+    full = not args.quick and set(args.sizes.split(",")) == set(ROUNDS) and not names
+    target = ROOT / "docs" / "performance.md" if full else Path(args.out).with_suffix(".md")
     write_markdown(result, target)
     log(f"wrote {target}")
-    if not args.quick and set(args.sizes.split(",")) == set(ROUNDS) and not names:
+    if full:
         update_readme(result, ROOT / "README.md")
         log("updated the README's table")
 
