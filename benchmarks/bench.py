@@ -264,7 +264,7 @@ def _load() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds (a smoke run)")
-    parser.add_argument("--sizes", default="SMALL,MANY,LARGE", help="parameter sets to run")
+    parser.add_argument("--sizes", default=",".join(ROUNDS), help="parameter sets to run")
     parser.add_argument("--algorithms", default="", help="comma-separated (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--no-fresh", action="store_true",
