@@ -31,6 +31,9 @@ def _entry(rank: int, world: int, port: int, scenario: str, out: str, kwargs: di
     try:
         result = SCENARIOS[scenario](rank, world, Path(out), **kwargs)
         torch.save(result, Path(out) / f"{rank}.pt")
+        # Both ranks leave together: a rank tearing gloo down while the other still has
+        # DDP's threads talking to it is what aborts a process now and then.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import dist_scenarios
@@ -24,7 +25,20 @@ def _port() -> int:
 
 
 def _run(tmp_path: Path, scenario: str, **kwargs) -> list[dict]:
-    dist_scenarios.spawn(scenario, str(tmp_path), _port(), **kwargs)
+    try:
+        dist_scenarios.spawn(scenario, str(tmp_path), _port(), **kwargs)
+    except torch.multiprocessing.ProcessExitedException as e:
+        # gloo's C++ threads abort a process at teardown now and then ("terminate called
+        # without an active exception", seen once in CI). A process killed by a signal
+        # produced no numbers to check, so run the scenario once more; an exception raised
+        # by the scenario itself is a ProcessRaisedException, never retried.
+        if e.signal_name is None:
+            raise
+        warnings.warn(f"{scenario}: a process died of {e.signal_name}; running it again",
+                      stacklevel=2)
+        for stale in tmp_path.glob("*.pt"):
+            stale.unlink()
+        dist_scenarios.spawn(scenario, str(tmp_path), _port(), **kwargs)
     return [torch.load(tmp_path / f"{rank}.pt", weights_only=True) for rank in range(2)]
 
 
