@@ -27,6 +27,10 @@ class OptimizerEntry:
     fixed: dict[str, Any]
     lr: float
     text: str
+    # Takes the model itself (its parameter names route them, as MuonAdamW's do), and
+    # these hyperparameters follow the lr schedule in proportion to the lr.
+    model: bool = False
+    scaled: tuple[str, ...] = ()
 
 
 # The lab's default learning rates: torch's defaults for the adaptive methods (RMSprop at
@@ -64,6 +68,16 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
                                "AdEMAMix (Adam with a second, slow momentum)"),
     "prodigy": OptimizerEntry(descend.Prodigy, {}, 1.0, "Prodigy (learning-rate free)"),
 }
+
+# Muon for the hidden matrices and AdamW for the rest, where this descend has it (it is
+# newer than the lab). Its lr is Muon's (modded-nanogpt's 0.02); the AdamW part keeps
+# MuonAdamW's own default (1e-3) and moves with it in proportion, so that tuning one lr
+# tunes both, as for every other optimizer.
+if hasattr(descend, "MuonAdamW"):
+    OPTIMIZERS["muon"] = OptimizerEntry(
+        descend.MuonAdamW, {"weight_decay": 0.0}, 0.02,
+        "Muon on hidden 2-D matrices, AdamW on embeddings, head and 1-D parameters",
+        model=True, scaled=("adamw_lr",))
 
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 
@@ -170,7 +184,8 @@ def canonical_optimizer(text: str) -> str:
         if problem:
             raise ValueError(f"optimizer {text!r}: {problem}")
     try:
-        build_optimizer(join_spec(name, options), [torch.zeros(1, requires_grad=True)])
+        probe = torch.nn.Linear(2, 2)  # a model, for optimizers that route by name
+        build_optimizer(join_spec(name, options), list(probe.parameters()), model=probe)
     except (TypeError, ValueError) as e:
         raise ValueError(f"optimizer {text!r}: {e}") from None
     return join_spec(name, options)
@@ -187,14 +202,22 @@ def with_lr(text: str, lr: float) -> str:
 
 
 def build_optimizer(text: str, params: Iterable[Tensor], schedule: S.Schedule | None = None,
-                    backend: str = "auto") -> descend.RuleOptimizer:
-    """The optimizer for a spec; with `schedule`, its lr follows it."""
+                    backend: str = "auto", model: torch.nn.Module | None = None
+                    ) -> descend.RuleOptimizer:
+    """The optimizer for a spec; with `schedule`, its lr follows it. Optimizers that route
+    parameters by name get `model` instead of `params` when it is given."""
     name, options = split_spec(text, "optimizer")
     entry = OPTIMIZERS[name]
     kwargs = {**entry.fixed, "lr": entry.lr, **options}
     if schedule is not None:
+        lr = float(kwargs["lr"])
+        for key in entry.scaled:  # e.g. MuonAdamW's adamw_lr, in proportion to the lr
+            value = kwargs.get(key, _defaults(entry.cls).get(key))
+            if isinstance(value, (int, float)) and lr > 0:
+                kwargs[key] = (float(value) / lr) * schedule
         kwargs["lr"] = schedule
-    return entry.cls(params, backend=backend, **kwargs)
+    target = model if entry.model and model is not None else params
+    return entry.cls(target, backend=backend, **kwargs)
 
 
 # -- schedules -----------------------------------------------------------------------------
