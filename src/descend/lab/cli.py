@@ -213,6 +213,7 @@ def _add_lr_find(sub: Any) -> None:
     p.add_argument("--out", default=None, help="output directory (default runs/lr-find/TASK)")
     p.add_argument("--data-dir", default=None, help="IDX folder for mnist-*/fashion-* tasks")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _add_tune(sub: Any) -> None:
@@ -286,7 +287,7 @@ def _suite(args: argparse.Namespace) -> None:
     command = "descend " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""
     result = run_suite(suite, out=given.get("out"), jobs=given.get("jobs"),
                        measure=given.get("clock", "cpu"),
-                       progress=not (args.no_progress or args.json),
+                       progress=not args.no_progress,
                        command=command or f"descend compare --suite {suite.name}")
     if args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
@@ -319,7 +320,7 @@ def _compare(args: argparse.Namespace) -> None:
         options.setdefault("schedules", [config["schedule"]])
     grid, where = Grid(**options), Execution(**values(args, Execution))
     clock.lap("validate")
-    result = run_grid(grid, where, progress=not (args.no_progress or args.json), clock=clock)
+    result = run_grid(grid, where, progress=not args.no_progress, clock=clock)
     _emit(args, result.comparison, result.report, result.to_json() if args.json else None)
 
 
@@ -384,7 +385,7 @@ def _paths(args: argparse.Namespace) -> None:
     from .lock import writable_folder
     from .paths import paths
 
-    with StepBar(enabled=not (args.json or args.no_progress)) as bar:
+    with StepBar(enabled=not args.no_progress) as bar:
         result = paths(args.surface, args.optimizers, steps=args.steps, start=args.start,
                        noise=args.noise, regime=args.regime, batch_size=args.batch_size,
                        seed=args.seed, clip=args.clip, tune_lr=args.tune_lr,
@@ -418,12 +419,14 @@ def _paths(args: argparse.Namespace) -> None:
 
 
 def _lr_find(args: argparse.Namespace) -> None:
+    from .console import StepBar
     from .lrfind import find_lr
 
-    report = find_lr(args.task, args.optimizer, start=args.start, end=args.end,
-                     steps=args.steps, mode=args.mode, batch_size=args.batch_size,
-                     seed=args.seed, schedule=args.schedule, rule=args.rule, out=args.out,
-                     data_dir=args.data_dir)
+    with StepBar(enabled=not args.no_progress) as bar:
+        report = find_lr(args.task, args.optimizer, start=args.start, end=args.end,
+                         steps=args.steps, mode=args.mode, batch_size=args.batch_size,
+                         seed=args.seed, schedule=args.schedule, rule=args.rule,
+                         out=args.out, data_dir=args.data_dir, progress=bar.update)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
         return
@@ -451,7 +454,7 @@ def _tune(args: argparse.Namespace) -> None:
     space = Space.from_file(args.space) if args.space else Space()
     space = dataclasses.replace(space, **values(args, Space))  # validates again
     settings = TuneSettings(**values(args, TuneSettings), space=space)
-    best = tune(settings, progress=not (args.no_progress or args.json))
+    best = tune(settings, progress=not args.no_progress)
     if args.json:
         print(json.dumps(best, indent=2, default=str))
         return

@@ -80,9 +80,11 @@ class ProgressDisplay:
             TimeElapsedColumn,
         )
 
+        # On stderr: a command's output (its tables, or --json) stays clean on stdout.
         self.progress = Progress(TextColumn("{task.description:<42}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
-                                 TimeElapsedColumn(), console=console, disable=not enabled)
+                                 TimeElapsedColumn(), console=console or terminal_err(),
+                                 disable=not enabled)
         self.overall = self.progress.add_task("all runs", total=total, loss="")
         self.tasks: dict[str, Any] = {}
 
@@ -122,7 +124,7 @@ class TrialBar:
 
         self.progress = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[best]}"), disable=not enabled,
-                                 console=console)
+                                 console=console or terminal_err())
         self.task = self.progress.add_task("trials", total=total, completed=done, best="")
 
     def __enter__(self) -> TrialBar:

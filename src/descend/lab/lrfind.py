@@ -149,7 +149,8 @@ def lr_find(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
             data: tuple[Tensor, Tensor] | Iterable, optimizer: torch.optim.Optimizer, *,
             start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100,
             mode: str = "exp", batch_size: int = 64, beta: float = 0.98,
-            diverge_factor: float = 4.0, seed: int = 0) -> LRFindResult:
+            diverge_factor: float = 4.0, seed: int = 0,
+            progress: Callable[[str, int, int], None] | None = None) -> LRFindResult:
     """Run the range test on `model` with `optimizer` (any torch or descend optimizer),
     then restore the model's parameters and buffers, the optimizer's state and lrs, and
     torch's RNG state, bit for bit.
@@ -192,6 +193,8 @@ def lr_find(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
             optimizer.step()
             used.append(lr)
             losses.append(value)
+            if progress is not None:
+                progress(f"lr-find: lr {lr:.2g}", len(used), steps)
             smoothed.append(ema.update(value))
             lowest = min(lowest, smoothed[-1])
             if smoothed[-1] > diverge_factor * lowest:
@@ -279,7 +282,8 @@ def find_lr(task: str = "digits-mlp", optimizer: str = "adam", *, start: float =
             end: float = 10.0, steps: int = 100, mode: str = "exp",
             batch_size: int | None = None, seed: int = 0, schedule: str = "onecycle",
             rule: str = "valley", out: str | Path | None = None,
-            data_dir: str | None = None) -> LRFindReport:
+            data_dir: str | None = None,
+            progress: Callable[[str, int, int], None] | None = None) -> LRFindReport:
     """The range test on a lab task: builds the task's model and the optimizer spec, runs
     `lr_find`, and writes ``lr_find.png`` and ``lr_find.json`` into `out` (default
     runs/lr-find/TASK). Everything is validated before anything is written."""
@@ -306,7 +310,8 @@ def find_lr(task: str = "digits-mlp", optimizer: str = "adam", *, start: float =
         opt = build_optimizer(spec, model.parameters(), model=model)
         result = lr_find(model, lab_task.loss, (data.x_train, data.y_train), opt,
                          start_lr=start, end_lr=end, steps=steps, mode=mode,
-                         batch_size=batch_size or lab_task.batch_size, seed=seed)
+                         batch_size=batch_size or lab_task.batch_size, seed=seed,
+                         progress=progress)
         png = plot(result, folder / "lr_find.png", title=f"{task}, {spec}")
         args = result.schedule_args(spec, schedule, rule) if result.suggestions else []
         report = LRFindReport(result, task, spec, args, png, folder / "lr_find.json")

@@ -137,7 +137,7 @@ def _loss_axes(ax: plt.Axes, result: PathsResult) -> tuple[float, float]:
     ax.set_ylim(lo, hi)
     ax.set_xlim(0, result.steps)
     ax.set_xlabel("step")
-    ax.set_ylabel("f − f_min" if result.surface.minima else "f", labelpad=2)
+    ax.set_ylabel("f − f_min" if result.surface.minima else "f")
     ax.set_title("loss against step")
     ax.grid(alpha=0.3)
     return lo, hi
@@ -253,7 +253,7 @@ class _Frames:
             for i, (ax, p, st) in enumerate(zip(self.axes, result.paths, self.styles)):
                 _curve_1d(ax, result, p, st["color"], _label(p, twin.get(i)))
             self.fig.subplots_adjust(left=0.05, right=0.99, top=0.9, bottom=0.27,
-                                     wspace=0.3)
+                                     wspace=0.42)
         else:
             self.fig, axes = plt.subplots(1, 2, figsize=FRAME_SIZE,
                                           gridspec_kw={"width_ratios": [1.35, 1]})
@@ -275,13 +275,15 @@ class _Frames:
                 self.points1d.append((ax.scatter([], [], s=22, zorder=4, edgecolors="none"),
                                       ax.plot([], [], color=st["color"], lw=0.6,
                                               alpha=0.6)[0]))
-            (loss,) = self.loss_ax.plot([], [], lw=1.3, **st)
+            (loss,) = self.loss_ax.plot([], [], lw=1.3, label=_label(p), **st)
             (cross,) = self.loss_ax.plot([], [], "x", color=st["color"], markersize=10, mew=2,
                                          clip_on=False)
             self.losses.append(loss)
             self.crosses.append(cross)
         if result.surface.dim == 2:
             self.axes[0].legend(fontsize=8, loc="upper right")
+        else:  # the curves' panels are apart: name the loss curves
+            self.loss_ax.legend(fontsize=7, loc="lower left")
         _caption(self.fig, result, width=190)
         self.loss_ax.set_title("loss against step")
         self.counter = self.loss_ax.text(0.98, 0.97, "", transform=self.loss_ax.transAxes,
@@ -361,7 +363,7 @@ def _write_gif(images: list[np.ndarray], path: Path, fps: int) -> None:
     the growing paths and the step counter cost space."""
     from PIL import Image
 
-    palette = Image.fromarray(images[-1]).quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+    palette = Image.fromarray(images[-1]).quantize(colors=255, method=Image.Quantize.MAXCOVERAGE)
     indexed = [np.asarray(Image.fromarray(a).quantize(palette=palette, dither=Image.Dither.NONE))
                for a in images]
     clear = 255  # the palette's unused last entry
