@@ -216,6 +216,7 @@ SUITE_ERRORS = [
     (["--suite", "test", "--size", "large"], ["no declared target for", "at size 'large'",
                                                "benchmarks/set_targets.py"]),
     (["--suite", "test", "--config", "x.json"], ["--config does not apply to --suite"]),
+    (["--suite", "test", "--cluster", "tcp://127.0.0.1:9"], ["--cluster does not apply"]),
     (["--size", "quick"], ["--size goes with --suite"]),
     (["--time", "steps"], ["--time steps goes with --suite"]),
 ]

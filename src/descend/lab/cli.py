@@ -269,6 +269,9 @@ def _suite(args: argparse.Namespace) -> None:
     from .suite import SuiteChoice, get_suite, run_suite
 
     given = {**values(args, Grid), **values(args, Execution)}
+    if "cluster" in given:
+        raise ValueError("--cluster does not apply to --suite yet: a suite runs on this "
+                         "machine's pool (--jobs)")
     for name in given:
         if name not in SUITE_FLAGS:
             flag = flag_of(Grid if name in Grid.__dataclass_fields__ else Execution, name)
@@ -277,8 +280,6 @@ def _suite(args: argparse.Namespace) -> None:
                              "--time, --out, --jobs)")
     if args.config:
         raise ValueError("--config does not apply to --suite: a suite tunes every optimizer")
-    if "cluster" in given:
-        raise ValueError("--cluster does not apply to --suite yet; use --jobs")
     choice = SuiteChoice(**values(args, SuiteChoice))
     suite = get_suite(choice.suite, workloads=choice.workloads, size=choice.size,
                       optimizers=given.get("optimizers"),

@@ -52,6 +52,7 @@ def print_suite(analysis: Any, console: Any = None) -> None:
     """A suite's score table, then each workload's table with its noise notes."""
     from .suitereport import (
         WORKLOAD_HEADERS,
+        cost,
         summary_headers,
         summary_rows,
         target_text,
@@ -65,7 +66,7 @@ def print_suite(analysis: Any, console: Any = None) -> None:
                     notes=[f"  {n}" for n in w.notes])
     print_table(f"descend suite {analysis.suite['name']!r} — score across workloads",
                 summary_headers(analysis), summary_rows(analysis), console=console,
-                notes=[f"  {analysis.machine}"])
+                notes=[f"  {analysis.machine} {cost(analysis)}"])
 
 
 class ProgressDisplay:

@@ -53,6 +53,8 @@ class SuiteAnalysis:
     scores: dict[str, dict[str, float]]  # measure -> optimizer -> score
     machine: str
     command: str
+    runs: int = 0            # runs of the suite: trials and rows
+    cpu_seconds: float = 0.0  # their training, in CPU seconds of the training threads
 
     @property
     def optimizers(self) -> list[str]:
@@ -68,7 +70,8 @@ class SuiteAnalysis:
 
     def to_json(self) -> dict[str, Any]:
         return {"suite": self.suite, "measure": self.measure, "scores": self.scores,
-                "machine": self.machine, "command": self.command,
+                "machine": self.machine, "command": self.command, "runs": self.runs,
+                "cpu_seconds": self.cpu_seconds,
                 "workloads": [w.to_json() for w in self.workloads]}
 
 
@@ -107,9 +110,11 @@ def analyse(plan: dict[str, Any], runs: Sequence[Run]) -> SuiteAnalysis:
             rows, scoring.noise_notes(rows, measure, w.higher_is_better)))
     table = {r.workload: r.rows for r in results if r.rows}
     scores = {m: scoring.score(table, m) for m in scoring.MEASURES}
+    mine = [r for rid, r in by_id.items() if rid in tune_ids | main_ids]
+    cpu = sum(r.summary.get("cpu_time", r.summary.get("train_time", 0.0)) for r in mine)
     return SuiteAnalysis(suite, plan.get("measure", "cpu"), results, scores,
                          machine.sentence(plan.get("machine", {}), plan.get("sessions", [])),
-                         plan.get("command", ""))
+                         plan.get("command", ""), len(mine), cpu)
 
 
 # -- text ----------------------------------------------------------------------------------
@@ -182,6 +187,11 @@ def summary_rows(a: SuiteAnalysis) -> list[list[str]]:
                     f"{a.scores['steps'].get(opt, 0.0):.3f}", f"{reached}/{len(a.workloads)}",
                     ", ".join(map(str, trials)) or "—"])
     return out
+
+
+def cost(a: SuiteAnalysis) -> str:
+    return (f"The suite is {_count(a.runs, 'run')} (tuning trials and rows), "
+            f"{a.cpu_seconds / 60:.1f} CPU minutes of training in all.")
 
 
 def _count(n: int, noun: str) -> str:
@@ -341,7 +351,7 @@ def render_markdown(a: SuiteAnalysis, plots: list[tuple[str, Path]]) -> str:
     out = [f"# descend suite {a.suite['name']!r} — report", ""]
     if a.command:
         out += [f"`{a.command}`", ""]
-    out += [a.machine, "", *protocol(a), "", "## Score across workloads", ""]
+    out += [a.machine + " " + cost(a), "", *protocol(a), "", "## Score across workloads", ""]
     out += _md_table(summary_headers(a), summary_rows(a))
     for w in a.workloads:
         out += ["", f"## {w.workload}", "", f"Why it is here: {w.why}.", "",
@@ -376,7 +386,7 @@ def render_html(a: SuiteAnalysis, plots: list[tuple[str, Path]]) -> str:
              f"<style>{CSS}</style></head><body>", f"<h1>{e(title)}</h1>"]
     if a.command:
         parts.append(f"<p><code>{e(a.command)}</code></p>")
-    parts += [f"<p>{e(a.machine)}</p>", "<ul class='defs'>",
+    parts += [f"<p>{e(a.machine)} {e(cost(a))}</p>", "<ul class='defs'>",
               *[f"<li>{e(line)}</li>" for line in protocol(a)], "</ul>",
               "<h2>Score across workloads</h2>",
               table("comparison", summary_headers(a), summary_rows(a))]
