@@ -17,11 +17,28 @@ import descend
 T = torch.optim
 Factory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 
+VOCAB, WIDTH = 8192, 512
+
+
+def _gpt(blocks: int = 4) -> list[tuple[int, ...]]:
+    """A small GPT's parameters: token embedding, per block two norms, qkv, attention
+    projection and the MLP's two matrices, a final norm and an untied output head."""
+    block = [(WIDTH,), (3 * WIDTH, WIDTH), (WIDTH, WIDTH), (WIDTH,), (4 * WIDTH, WIDTH),
+             (WIDTH, 4 * WIDTH)]
+    return [(VOCAB, WIDTH), *block * blocks, (WIDTH,), (VOCAB, WIDTH)]
+
+
 SHAPES = {
     "SMALL": [(128, 784), (128,), (10, 128), (10,)],          # MLP 784-128-10
     "MANY": [(1024,)] * 1000,                                  # 1000 tensors of 1K
     "LARGE": [(1000, 500)] * 100,                              # 50M in 100 tensors
+    "TRANSFORMER": _gpt(),                                     # 21M in 27 tensors
 }
+
+
+def hidden_matrices(shape: tuple[int, ...]) -> bool:
+    """Muon's share of a model: 2-D, and not the embedding or the head (VOCAB rows)."""
+    return len(shape) == 2 and shape[0] != VOCAB
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,13 @@ class Algorithm:
     state: int                               # state tensors per parameter (fp32 traffic)
     others: dict[str, Factory] = field(default_factory=dict)
     note: str = ""
+    accepts: Callable[[tuple[int, ...]], bool] | None = None  # the shapes it takes
+    sizes: tuple[str, ...] | None = None                       # the sets it runs on
+
+    def shapes(self, size: str) -> list[tuple[int, ...]]:
+        if self.sizes is not None and size not in self.sizes:
+            return []
+        return [s for s in SHAPES[size] if self.accepts is None or self.accepts(s)]
 
     def bytes_per_param(self) -> int:
         """Minimal traffic: parameter and state read and written, gradient read (fp32)."""
@@ -44,9 +68,24 @@ def _torch_variants(make: Callable[..., torch.optim.Optimizer],
     return {f"torch-{v}": (lambda p, v=v: make(p, **flags[v])) for v in variants}
 
 
-class ForeachLion(torch.optim.Optimizer):
+class HandForeach(torch.optim.Optimizer):
+    """A hand-written foreach optimizer: lists of parameters, gradients and one state."""
+
+    key = ""
+
+    def lists(self, group):
+        params = [p for p in group["params"] if p.grad is not None]
+        for p in params:
+            if self.key not in self.state[p]:
+                self.state[p][self.key] = torch.zeros_like(p)
+        return params, [p.grad for p in params], [self.state[p][self.key] for p in params]
+
+
+class ForeachLion(HandForeach):
     """Lion (Chen et al. 2023, Alg. 2) written with in-place foreach kernels, the way a
     careful hand implementation would: the baseline where no Lion package is installed."""
+
+    key = "exp_avg"
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0):
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
@@ -54,12 +93,7 @@ class ForeachLion(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self):
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            grads = [p.grad for p in params]
-            for p in params:
-                if "exp_avg" not in self.state[p]:
-                    self.state[p]["exp_avg"] = torch.zeros_like(p)
-            exp_avgs = [self.state[p]["exp_avg"] for p in params]
+            params, grads, exp_avgs = self.lists(group)
             beta1, beta2 = group["betas"]
             if group["weight_decay"]:
                 torch._foreach_mul_(params, 1 - group["lr"] * group["weight_decay"])
@@ -69,8 +103,10 @@ class ForeachLion(torch.optim.Optimizer):
             torch._foreach_lerp_(exp_avgs, grads, 1 - beta2)
 
 
-class ForeachRMSpropEpsInside(torch.optim.Optimizer):
+class ForeachRMSpropEpsInside(HandForeach):
     """RMSprop with eps inside the root (Keras's form), in-place foreach: torch has none."""
+
+    key = "square_avg"
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps))
@@ -78,12 +114,7 @@ class ForeachRMSpropEpsInside(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self):
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            grads = [p.grad for p in params]
-            for p in params:
-                if "square_avg" not in self.state[p]:
-                    self.state[p]["square_avg"] = torch.zeros_like(p)
-            sq = [self.state[p]["square_avg"] for p in params]
+            params, grads, sq = self.lists(group)
             torch._foreach_mul_(sq, group["alpha"])
             torch._foreach_addcmul_(sq, grads, grads, 1 - group["alpha"])
             denom = torch._foreach_add(sq, group["eps"])
@@ -144,6 +175,41 @@ class WithClosure:
 
 
 LBFGS_ARGS = dict(lr=0.5, max_iter=3, history_size=3)
+class TorchMuonAdamW:
+    """torch.optim.Muon on the hidden matrices and torch's fused AdamW on the rest: what a
+    torch user writes for "Muon for hidden matrices, AdamW for the others"."""
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        hidden = [p for p in params if hidden_matrices(tuple(p.shape))]
+        rest = [p for p in params if not hidden_matrices(tuple(p.shape))]
+        self.opts = [T.Muon(hidden, lr=0.02), T.AdamW(rest, lr=3e-4, fused=True)]
+
+    def step(self) -> None:
+        for opt in self.opts:
+            opt.step()
+
+
+def _muon_adamw(params: list[torch.Tensor], backend: str) -> torch.optim.Optimizer:
+    hidden = [p for p in params if hidden_matrices(tuple(p.shape))]
+    rest = [p for p in params if not hidden_matrices(tuple(p.shape))]
+    return descend.MuonAdamW([{"params": hidden, "use_muon": True},
+                              {"params": rest, "use_muon": False}], lr=0.02, adamw_lr=3e-4,
+                             backend=backend)
+
+
+def _reference(name: str, make: Callable[..., torch.optim.Optimizer],
+               forloop: bool = True) -> dict[str, Factory]:
+    """pytorch-optimizer's implementation (its default, foreach where it has one), and its
+    for-loop variant."""
+    if not importlib.util.find_spec("pytorch_optimizer"):
+        return {}
+    import pytorch_optimizer as po
+
+    found = {name: lambda p: make(po, p)}
+    if forloop:
+        found[name + "-forloop"] = lambda p: make(po, p, foreach=False)
+    return found
+
 
 ALGORITHMS = [
     Algorithm("sgd-momentum", lambda p, b: descend.SGD(p, lr=1e-3, momentum=0.9, backend=b),
@@ -207,6 +273,28 @@ ALGORITHMS = [
     Algorithm("lbfgs", lambda p, b: WithClosure(descend.LBFGS(p, backend=b, **LBFGS_ARGS), p),
               8, {"torch": lambda p: WithClosure(T.LBFGS(p, **LBFGS_ARGS), p)},
               "closure-driven: 3 iterations per step on a fixed quadratic"),
+    # Rules that reduce over a tensor: one tensor at a time on every backend.
+    Algorithm("adafactor", lambda p, b: descend.Adafactor(p, backend=b), 0,
+              _torch_variants(lambda p, **k: T.Adafactor(p, **k), ("forloop", "foreach")),
+              "state is O(m + n) per matrix; bandwidth counts parameter and gradient"),
+    Algorithm("muon", lambda p, b: descend.Muon(p, lr=0.02, backend=b), 1,
+              {"torch-forloop": lambda p: T.Muon(p, lr=0.02)},
+              "the 2-D parameters (on TRANSFORMER the hidden matrices, not the embedding or "
+              "the head); Newton-Schulz in bfloat16 as torch", accepts=hidden_matrices),
+    Algorithm("muon-adamw", _muon_adamw, 2, {"torch-muon+adamw": TorchMuonAdamW},
+              "descend.MuonAdamW against torch's Muon on the hidden matrices plus torch's "
+              "fused AdamW on embeddings, head and norms", sizes=("TRANSFORMER",)),
+    Algorithm("lamb", lambda p, b: descend.LAMB(p, lr=1e-3, backend=b), 2,
+              _reference("pytorch-optimizer", lambda po, p, **k: po.Lamb(p, lr=1e-3, **k))),
+    Algorithm("lars", lambda p, b: descend.LARS(p, lr=1e-3, backend=b), 1,
+              _reference("pytorch-optimizer", lambda po, p, **k: po.LARS(p, lr=1e-3, **k))),
+    Algorithm("soap", lambda p, b: descend.SOAP(p, max_precondition_dim=2048, backend=b), 2,
+              _reference("pytorch-optimizer", lambda po, p: po.SOAP(p, max_precondition_dim=2048),
+                         forloop=False),
+              "max_precondition_dim=2048 (TRANSFORMER's 8192-row embedding and head get the "
+              "identity on that side); steady steps, the eigendecomposition of the first "
+              "step is in the warm-up; not run on LARGE (about 10 s per step there)",
+              sizes=("SMALL", "MANY", "TRANSFORMER")),
 ]
 BY_NAME = {a.name: a for a in ALGORITHMS}
 

@@ -33,11 +33,11 @@ def write_markdown(result: dict, path: Path) -> None:
         "share of the measured in-place `a += s*b` rate "
         f"({result['bandwidth_gbps']:.1f} GB/s) that the algorithm's minimal traffic "
         "(parameter and state read and written, gradient read) reaches.", ""]
-    for size in ("SMALL", "MANY", "LARGE"):
+    for size in ("SMALL", "MANY", "LARGE", "TRANSFORMER"):
         rows = [r for r in result["steps"] if r["size"] == size]
         if not rows:
             continue
-        lines += [f"## {size}: {rows[0]['numel']:,} parameters", "",
+        lines += [f"## {size}: {max(r['numel'] for r in rows):,} parameters", "",
                   f"Target: descend ≤ {rows[0]['target']}× the fastest other implementation.",
                   "",
                   "| algorithm | descend ms | fastest other | its ms | × CPU | × wall | met | "
@@ -131,13 +131,17 @@ def readme_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def replace_between(path: Path, marker: str, block: str) -> None:
+    """Put `block` between ``<!-- marker:start -->`` and ``<!-- marker:end -->`` in `path`."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    head, rest = path.read_text().split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{block}{end}{tail}")
+
+
 def update_readme(result: dict, path: Path) -> None:
     """Replace the text between the README's bench markers with `readme_table`."""
-    text = path.read_text()
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{start}\n{readme_table(result)}\n{end}{tail}")
+    replace_between(path, "bench", readme_table(result) + "\n")
 
 
 if __name__ == "__main__":

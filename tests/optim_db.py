@@ -126,6 +126,7 @@ class OptimizerInfo:
     low_precision: bool = True                         # float16/bfloat16 track float64
     complex: bool = True                               # complex parameters, as torch does
     param_groups: bool = True                          # takes several param groups
+    matrices_only: bool = False                        # 2-D parameters only (Muon)
 
     @property
     def name(self) -> str:
@@ -312,7 +313,7 @@ INFOS += [
     ]), converge=dict(lr=0.2), rosenbrock=dict(lr=1e-3, momentum=0.95), complex=False,
         errors=[LR, WD, (dict(momentum=0.0), ValueError, "momentum must be > 0"),
                 (dict(momentum=1.0), ValueError, r"momentum must be in \[0, 1\)"),
-                (dict(warmup_steps=2.5), ValueError, "warmup_steps must be an integer >= 0"),
+                (dict(warmup_steps=2.5), TypeError, "warmup_steps must be an integer"),
                 (dict(warmup_steps=-1), ValueError, "warmup_steps must be an integer >= 0"),
                 (dict(r=-1.0), ValueError, "r must be >= 0"),
                 (dict(weight_lr_power=float("nan")), ValueError,
@@ -402,7 +403,7 @@ INFOS += [
         # reaches NaN at the same step.
         low_precision=False,
         errors=[LR, (dict(max_iter=0), ValueError, "max_iter must be an integer >= 1"),
-                (dict(max_iter=2.5), ValueError, "max_iter must be an integer >= 1"),
+                (dict(max_iter=2.5), TypeError, "max_iter must be an integer"),
                 (dict(max_eval=0), ValueError, "max_eval must be an integer >= 1"),
                 (dict(history_size=-3), ValueError, "history_size must be an integer >= 1"),
                 (dict(tolerance_grad=-1e-7), ValueError, "tolerance_grad must be >= 0"),
@@ -410,6 +411,148 @@ INFOS += [
                  "tolerance_change must be finite"),
                 (dict(line_search_fn="armijo"), ValueError,
                  "line_search_fn must be None or 'strong_wolfe'")]),
+]
+
+
+def reference(factory: Callable, **kwargs: Any) -> Callable[[list[torch.Tensor]], Stepper]:
+    """A reference package's optimizer with its own keyword names."""
+    return lambda params: factory(params, **kwargs)
+
+
+class Lamb2(po.Lamb):
+    clamp = 2.0  # pytorch-optimizer's trust-ratio bound is a class attribute
+
+
+MATRICES = ((4, 5), (7, 3), (6, 6))
+TENSORS = ((2, 3, 2, 4), (2, 2, 4))
+# Factors with at most one zero eigenvalue at the first step (see the SOAP docstring: within
+# a repeated eigenvalue's eigenspace the basis eigh returns depends on rounding, and SOAP's
+# update depends on the basis); eps = 1e-3 keeps rounding noise / eps small.
+FULL_RANK = ((4, 4), (4, 5), (3, 3), (7,))
+
+INFOS += [
+    OptimizerInfo(descend.Adafactor, cases(descend.Adafactor, [
+        ("adafactor", dict(lr=0.01)),
+        ("adafactor-options", dict(lr=0.05, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=2.0,
+                                   weight_decay=0.1, maximize=True)),
+        ("adafactor-eps1", dict(lr=0.02, eps=(1e-3, 1e-3), d=1.5)),
+    ], torch_ref(T.Adafactor)),
+        # The relative step is RMS(x) / sqrt(t): x shrinks ever more slowly near the optimum,
+        # and after 4000 steps Rosenbrock's loss is down ~570-fold, not the 1000-fold asked.
+        converge=dict(lr=1.0, eps=(None, 1e-8)), rosenbrock=None, complex=False,
+        converge_tol=5e-3,
+        errors=[LR, WD, (dict(beta2_decay=0.1), ValueError, "beta2_decay must be <= 0"),
+                (dict(d=0.5), ValueError, "d must be >= 1"),
+                (dict(eps=1e-3), TypeError, r"eps must be a pair \(eps1, eps2\)"),
+                (dict(eps=(None, -1.0)), ValueError, r"eps\[1\] must be >= 0"),
+                (dict(eps=(-1.0, 1e-3)), ValueError, r"eps\[0\] must be >= 0")]),
+    OptimizerInfo(descend.Muon, [
+        *[Case(c.id, c.cls, c.kwargs, c.reference, c.torch_state, shapes=MATRICES)
+          for c in cases(descend.Muon, [
+              ("muon", dict(lr=0.02)),
+              ("muon-options", dict(lr=0.02, weight_decay=0.05, momentum=0.8, nesterov=False,
+                                    ns_steps=3, adjust_lr_fn="match_rms_adamw", eps=1e-5,
+                                    ns_coefficients=(3.0, -3.2, 1.2))),
+              ("muon-original-no-momentum", dict(lr=0.05, weight_decay=0.0, momentum=0.0,
+                                                 adjust_lr_fn="original")),
+          ], lambda kw: (lambda params: T.Muon(params, **kw)))],  # for-loop only
+        Case("muon-float64", descend.Muon, dict(lr=0.02, ns_dtype="float64", maximize=True),
+             transcribed(tr.muon, lr=0.02, weight_decay=0.1, maximize=True), shapes=MATRICES),
+        # Newton-Schulz in float32 against the float64 transcription, over a few steps (the
+        # test loss's sines amplify a float32 difference step after step).
+        Case("muon-float32", descend.Muon, dict(lr=0.02, ns_dtype="float32"),
+             transcribed(tr.muon, lr=0.02, weight_decay=0.1), shapes=MATRICES,
+             rtol=1e-5, steps=5),
+    ], converge=dict(lr=0.02, weight_decay=0.0, ns_dtype="float32"),
+        rosenbrock=dict(lr=2e-3, weight_decay=0.0, ns_dtype="float32"), complex=False,
+        matrices_only=True,
+        # Orthogonalized steps have every singular value near 1: Muon settles within ~lr.
+        converge_tol=3 * 0.02 * 10**0.5,
+        errors=[LR, WD, (dict(ns_steps=100), ValueError, r"ns_steps must be an integer in"),
+                (dict(ns_steps=2.5), TypeError, "ns_steps must be an integer"),
+                (dict(ns_coefficients=(1.0, 2.0)), TypeError, "ns_coefficients must be three"),
+                (dict(adjust_lr_fn="rms"), ValueError, "adjust_lr_fn must be one of"),
+                (dict(ns_dtype="float16"), ValueError, "ns_dtype must be one of"),
+                (dict(eps=0.0), ValueError, "eps must be > 0"),
+                (dict(momentum=1.0), ValueError, r"momentum must be in \[0, 1\)")]),
+    OptimizerInfo(descend.LAMB, cases(descend.LAMB, [
+        ("lamb", dict(lr=0.01), reference(po.Lamb, lr=0.01)),
+        ("lamb-forloop-decay-maximize",
+         dict(lr=0.01, weight_decay=0.1, betas=(0.8, 0.99), eps=1e-8, maximize=True),
+         reference(po.Lamb, lr=0.01, weight_decay=0.1, betas=(0.8, 0.99), eps=1e-8,
+                   maximize=True, foreach=False)),
+        ("lamb-coupled", dict(lr=0.01, weight_decay=0.1, weight_decouple=False,
+                              grad_averaging=False),
+         reference(po.Lamb, lr=0.01, weight_decay=0.1, weight_decouple=False,
+                   grad_averaging=False)),
+        ("lamb-fixed-adam-no-debias", dict(lr=0.01, weight_decay=0.01, fixed_decay=True,
+                                           adam=True, debias="none"),
+         reference(po.Lamb, lr=0.01, weight_decay=0.01, fixed_decay=True, adam=True,
+                   adam_debias=True)),
+        ("lamb-clamp", dict(lr=0.05, weight_decay=0.05, clamp=2.0),
+         reference(Lamb2, lr=0.05, weight_decay=0.05)),
+        ("lamb-paper", dict(lr=0.01, weight_decay=0.1, weight_decouple=False,
+                            debias="moments"),
+         transcribed(tr.lamb, lr=0.01, weight_decay=0.1)),
+    ]) + [
+        # pytorch-optimizer computes the global norm in float32, whatever the dtype.
+        Case("lamb-pre-norm", descend.LAMB, dict(lr=0.01, pre_norm=True, max_grad_norm=2.0),
+             reference(po.Lamb, lr=0.01, pre_norm=True, max_grad_norm=2.0), rtol=1e-5),
+    ], converge=dict(lr=0.05), complex=False,
+        # Steps of lr ||x||: a small clamp keeps them short enough to settle in the valley.
+        rosenbrock=dict(lr=0.02, clamp=0.2),
+        errors=[LR, *BETAS, WD, (dict(eps=-1.0), ValueError, "eps must be > 0"),
+                (dict(debias="paper"), ValueError, "debias must be one of"),
+                (dict(clamp=0.0), ValueError, "clamp must be > 0"),
+                (dict(max_grad_norm=-1.0), ValueError, "max_grad_norm must be >= 0"),
+                (dict(pre_norm=1), TypeError, "pre_norm must be True or False")]),
+    OptimizerInfo(descend.LARS, cases(descend.LARS, [
+        ("lars", dict(lr=0.1), reference(po.LARS, lr=0.1)),
+        ("lars-options", dict(lr=0.1, weight_decay=0.01, momentum=0.8, dampening=0.2,
+                              trust_coefficient=0.02, nesterov=True, maximize=True),
+         reference(po.LARS, lr=0.1, weight_decay=0.01, momentum=0.8, dampening=0.2,
+                   trust_coefficient=0.02, nesterov=True, maximize=True)),
+        ("lars-forloop-no-momentum", dict(lr=0.1, momentum=0.0, weight_decay=0.1),
+         reference(po.LARS, lr=0.1, momentum=0.0, weight_decay=0.1, foreach=False)),
+    ]), converge=dict(lr=0.1), rosenbrock=dict(lr=1e-3), complex=False,
+        errors=[LR, WD, (dict(trust_coefficient=-1e-3), ValueError,
+                         "trust_coefficient must be >= 0"),
+                (dict(momentum=1.0), ValueError, r"momentum must be in \[0, 1\)"),
+                (dict(dampening=2.0), ValueError, r"dampening must be in \[0, 1\]")]),
+    OptimizerInfo(descend.SOAP, cases(descend.SOAP, [
+        ("soap", dict(lr=0.01), reference(po.SOAP, lr=0.01)),
+        ("soap-options", dict(lr=0.01, betas=(0.9, 0.99), shampoo_beta=0.8, weight_decay=0.1,
+                              precondition_frequency=4, max_precondition_dim=4,
+                              precondition_1d=True, correct_bias=False,
+                              normalize_gradient=True, eps=1e-6, maximize=True),
+         reference(po.SOAP, lr=0.01, betas=(0.9, 0.99), shampoo_beta=0.8, weight_decay=0.1,
+                   precondition_frequency=4, max_precondition_dim=4, precondition_1d=True,
+                   correct_bias=False, normalize_gradient=True, eps=1e-6, maximize=True)),
+    ]) + [
+        Case("soap-merge-channels-last", descend.SOAP,
+             dict(lr=0.01, merge_dims=True, max_precondition_dim=6,
+                  data_format="channels_last", precondition_frequency=5),
+             reference(po.SOAP, lr=0.01, merge_dims=True, max_precondition_dim=6,
+                       data_format="channels_last", precondition_frequency=5),
+             shapes=TENSORS),
+        Case("soap-paper", descend.SOAP,
+             dict(lr=0.01, weight_decay=0.1, precondition_frequency=3, betas=(0.9, 0.95),
+                  eps=1e-3),
+             transcribed(tr.soap, lr=0.01, weight_decay=0.1, precondition_frequency=3,
+                         betas=(0.9, 0.95), eps=1e-3), shapes=FULL_RANK),
+    ], converge=dict(lr=0.05, weight_decay=0.0, betas=(0.9, 0.99)),
+        rosenbrock=dict(lr=0.003, weight_decay=0.0), complex=False,
+        # At the second step G_2 = G_1, and G' is zero off the diagonal up to rounding noise,
+        # which SOAP divides by about eps (see its docstring): in float32 or float16 that
+        # noise drives a step of the order of lr, so low precision does not track float64.
+        low_precision=False,
+        errors=[LR, *BETAS, WD, (dict(shampoo_beta=1.0), ValueError,
+                                 r"shampoo_beta must be in \[0, 1\)"),
+                (dict(precondition_frequency=0), ValueError,
+                 "precondition_frequency must be an integer >= 1"),
+                (dict(max_precondition_dim=10.5), TypeError,
+                 "max_precondition_dim must be an integer"),
+                (dict(data_format="nhwc"), ValueError, "data_format must be one of")]),
 ]
 
 BY_CLASS = {info.cls: info for info in INFOS}

@@ -58,8 +58,9 @@ def train(opt, params, steps, closure=False):
 
 
 def quadratic(x):
-    return 0.5 * (torch.arange(1, x.numel() + 1, dtype=x.dtype) * x**2).sum()
+    return 0.5 * (torch.arange(1, x.numel() + 1, dtype=x.dtype).reshape(x.shape) * x**2).sum()
 
 
 def rosenbrock(x):
+    x = x.reshape(-1)
     return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2

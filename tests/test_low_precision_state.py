@@ -7,27 +7,38 @@ import io
 
 import pytest
 import torch
-from optim_db import REPRESENTATIVES
+from optim_db import BY_CLASS, REPRESENTATIVES
+from problems import make_params
 
 import descend
 from descend.backends import precision as P
 
-LOW = [c for c in REPRESENTATIVES if c.cls([torch.zeros(2, requires_grad=True)],
-                                            **c.kwargs).recipe(
-    c.cls([torch.zeros(2, requires_grad=True)], **c.kwargs).param_groups[0]).low_precision]
+
+def _declares_low_precision(case) -> bool:
+    opt = case.make(make_params(shapes=case.shapes))
+    return all(opt.recipe(group).low_precision for group in opt.param_groups)
 
 
-def _params(seed=0, dtype=torch.float32):
-    """Large enough, and 2-D, to be quantized; plus a bias that keeps float32 moments."""
+LOW = [c for c in REPRESENTATIVES if _declares_low_precision(c)]
+
+
+def _params(seed=0, dtype=torch.float32, matrices_only=False):
+    """Large enough, and 2-D, to be quantized; plus a bias that keeps float32 moments (a
+    second, small matrix for optimizers of matrices only)."""
     gen = torch.Generator().manual_seed(seed)
     return [torch.randn(96, 64, generator=gen).to(dtype).requires_grad_(),
-            torch.randn(64, generator=gen).to(dtype).requires_grad_()]
+            torch.randn(*((8, 8) if matrices_only else (64,)), generator=gen)
+            .to(dtype).requires_grad_()]
 
 
 def _loss(params):
     w, b = params
     target = torch.linspace(-1, 1, w.numel(), dtype=w.dtype).view(w.shape)
     return ((w - target).float() ** 2).sum() / 2 + (b.float() ** 4).sum() / 4
+
+
+def _case_params(case, seed=0):
+    return _params(seed, matrices_only=BY_CLASS[case.cls].matrices_only)
 
 
 def _train(opt, params, steps):
@@ -47,7 +58,7 @@ def _roundtrip(obj):
 @pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
 @pytest.mark.parametrize("case", LOW, ids=[c.id for c in LOW])
 def test_low_precision_state_tracks_float32(case, state_dtype):
-    exact, low = _params(), _params()
+    exact, low = _case_params(case), _case_params(case)
     _train(case.make(exact), exact, 20)
     opt = case.make(low, state_dtype=state_dtype)
     _train(opt, low, 20)
@@ -55,14 +66,14 @@ def test_low_precision_state_tracks_float32(case, state_dtype):
     # 8-bit codes 4 (1/16 relative error), which rules dividing one moment by another
     # (Adadelta, Adamax) compound.
     share = {"bfloat16": 0.1, "int8": 0.15}[state_dtype]
-    for p, q, start in zip(exact, low, _params()):
+    for p, q, start in zip(exact, low, _case_params(case)):
         travelled = (p.detach() - start).abs().max()
         assert (p - q).abs().max() <= share * travelled + 1e-6
     weight, bias = opt.state[low[0]], opt.state[low[1]]
     for key, _ in opt.recipe(opt.param_groups[0]).low_precision:
         if state_dtype == "int8":
             assert weight[key].dtype == torch.uint8 and P.absmax_key(key) in weight
-            assert bias[key].dtype == torch.float32  # 1-D: kept in float32
+            assert bias[key].dtype == torch.float32  # small: kept in float32
         else:
             assert weight[key].dtype == bias[key].dtype == torch.bfloat16
 
@@ -123,7 +134,7 @@ def test_stochastic_rounding_keeps_updates_smaller_than_bfloat16s_resolution():
         for _ in range(100):
             w.grad = torch.ones_like(w)  # each step asks for -1e-4
             opt.step()
-        moved[stochastic] = float(1 - w.float().mean())
+        moved[stochastic] = float(1 - w.detach().float().mean())
     assert moved[False] == 0.0
     assert moved[True] == pytest.approx(100 * 1e-4, rel=0.1)
 
@@ -165,10 +176,27 @@ def test_changing_state_dtype_converts_the_state_and_loading_converts_too():
 def test_bad_precision_options_are_named():
     with pytest.raises(ValueError, match="state_dtype must be None, 'float32', 'bfloat16'"):
         descend.Adam(_params(), state_dtype="fp4")
-    with pytest.raises(TypeError, match="stochastic_rounding must be True or False"):
+    with pytest.raises(TypeError, match="stochastic_rounding must be None, True or False"):
         descend.Adam(_params(), stochastic_rounding="yes")
     with pytest.raises(ValueError, match="rounding_seed must be an integer"):
         descend.Adam(_params(), rounding_seed=-1)
+
+
+def test_a_group_rule_cannot_declare_low_precision_state():
+    from descend.rules.base import Rule
+    with pytest.raises(ValueError, match="group rule keeps its state"):
+        Rule("g", lambda g, s, p, ctx: (g, {}), state=("m",), reduction="group",
+             low_precision=(("m", "signed"),))
+
+
+def test_optimizers_without_low_precision_state_keep_the_parameters_dtype():
+    w = torch.randn(96, 64, requires_grad=True)
+    for opt in (descend.Prodigy([w], state_dtype="int8"), descend.SOAP([w], state_dtype="int8"),
+                descend.ASGD([w], state_dtype="bfloat16")):
+        w.grad = torch.randn_like(w)
+        opt.step()
+        floats = [v for v in opt.state[w].values() if torch.is_tensor(v) and v.numel() > 1]
+        assert floats and all(v.dtype == torch.float32 for v in floats), type(opt).__name__
 
 
 def test_native_kernels_round_with_the_same_noise_and_codes_as_torch_ops():

@@ -24,11 +24,11 @@ def _native_kernels(opt):
 
 
 def _elementwise(case):
-    opt = case.make(make_params())
-    return opt.recipe(opt.param_groups[0]).elementwise
+    opt = case.make(make_params(shapes=case.shapes))
+    return all(opt.recipe(group).elementwise for group in opt.param_groups)
 
 
-ELEMENTWISE = [c for c in CASES if _elementwise(c)]
+ELEMENTWISE = [case for case in CASES if _elementwise(case)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
@@ -150,3 +150,29 @@ def test_a_list_hyperparameter_is_read_at_every_step():
     train(opt, params, 3), train(ref_opt, ref, 3)
     for p, q in zip(params, ref):
         torch.testing.assert_close(p, q, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("options", [{}, {"state_dtype": "int8"},
+                                     {"state_dtype": "bfloat16", "stochastic_rounding": True}],
+                         ids=["float32", "int8", "bfloat16-stochastic"])
+def test_threads_split_the_work_without_changing_a_bit(options):
+    """Above PARALLEL_MIN elements the kernel cuts the bucket into one span per thread, on
+    256-element boundaries within each tensor: odd sizes, tensors straddling a cut, 8-bit
+    blocks and stochastic rounding all give the same bits for any thread count."""
+    shapes = [(1000, 301), (7,), (513, 257), (300, 3)]
+    assert sum(torch.Size(s).numel() for s in shapes) > native.PARALLEL_MIN
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            params = make_params(torch.float32, shapes=shapes)
+            opt = descend.AdamW(params, backend="native", rounding_seed=1, **options)
+            train(opt, params, 3)
+            results.append([p.detach().clone() for p in params] +
+                           [v for s in opt.state.values() for v in s.values()
+                            if torch.is_tensor(v)])
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], other))

@@ -105,7 +105,9 @@ def test_same_seed_same_numbers(case):
 
 @pytest.mark.parametrize("info", INFOS, ids=lambda i: i.name)
 def test_converges_on_a_quadratic(info):
-    x = torch.linspace(-2, 2, 10, dtype=torch.float64).requires_grad_()
+    x = torch.linspace(-2, 2, 10, dtype=torch.float64)
+    x = x.reshape(2, 5) if info.matrices_only else x
+    x.requires_grad_()
     opt = info.cls([x], **info.converge)
     for _ in range(500):
         step(opt, [x], info.closure, loss=lambda params: quadratic(params[0]))
@@ -115,13 +117,15 @@ def test_converges_on_a_quadratic(info):
 @pytest.mark.parametrize("info", [i for i in INFOS if i.rosenbrock is not None],
                          ids=lambda i: i.name)
 def test_converges_on_rosenbrock(info):
-    x = torch.tensor([-1.2, 1.0], dtype=torch.float64, requires_grad=True)
+    x = torch.tensor([-1.2, 1.0], dtype=torch.float64)
+    x = x.reshape(1, 2) if info.matrices_only else x
+    x.requires_grad_()
     opt = info.cls([x], **info.rosenbrock)
     start = rosenbrock(x).item()
     for _ in range(4000):
         step(opt, [x], info.closure, loss=lambda params: rosenbrock(params[0]))
     assert rosenbrock(x).item() < 1e-3 * start
-    assert (x.detach() - 1).norm() < 0.1
+    assert (x.detach().reshape(-1) - 1).norm() < 0.1
 
 
 LOW = [c for c in REPRESENTATIVES if BY_CLASS[c.cls].low_precision]

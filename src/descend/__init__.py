@@ -5,56 +5,10 @@ execution backend (`descend.backends`) behind a drop-in `torch.optim.Optimizer`
 (`descend.optim`).
 """
 
-from . import recipes, rules
-from .optim import (
-    ASGD,
-    LBFGS,
-    SGD,
-    Adadelta,
-    Adagrad,
-    Adam,
-    Adamax,
-    AdamW,
-    AdEMAMix,
-    Lion,
-    Momentum,
-    NAdam,
-    Nesterov,
-    Prodigy,
-    RAdam,
-    RMSprop,
-    Rprop,
-    RuleOptimizer,
-    ScheduleFreeAdamW,
-    ScheduleFreeSGD,
-)
+from . import optim, recipes, rules
+from .optim import *  # noqa: F403 - every optimizer class, as listed in descend.optim
 from .rules import Rule, chain
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ASGD",
-    "LBFGS",
-    "SGD",
-    "Adadelta",
-    "Adagrad",
-    "Adam",
-    "Adamax",
-    "AdamW",
-    "AdEMAMix",
-    "Lion",
-    "Momentum",
-    "NAdam",
-    "Nesterov",
-    "Prodigy",
-    "RAdam",
-    "RMSprop",
-    "Rprop",
-    "Rule",
-    "RuleOptimizer",
-    "ScheduleFreeAdamW",
-    "ScheduleFreeSGD",
-    "chain",
-    "recipes",
-    "rules",
-]
+__all__ = [*optim.__all__, "Rule", "chain", "recipes", "rules"]  # noqa: PLE0604

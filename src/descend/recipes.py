@@ -19,10 +19,12 @@ from .rules import (
     add_decayed_weights,
     add_fixed_decay,
     chain,
+    clip_by_global_norm,
     ema_momentum,
     heavy_ball,
     polyak_average,
     scale_by_adadelta,
+    scale_by_adafactor,
     scale_by_adagrad,
     scale_by_adam,
     scale_by_adam_second_moment,
@@ -30,13 +32,18 @@ from .rules import (
     scale_by_ademamix,
     scale_by_asgd,
     scale_by_inverse_time,
+    scale_by_lamb_moments,
+    scale_by_lamb_trust_ratio,
+    scale_by_lars_trust_ratio,
     scale_by_learning_rate,
     scale_by_lion,
+    scale_by_muon,
     scale_by_nadam,
     scale_by_prodigy,
     scale_by_radam,
     scale_by_rms,
     scale_by_rprop,
+    scale_by_soap,
     schedule_free,
 )
 from .rules import lbfgs as lbfgs_rule
@@ -219,3 +226,54 @@ def lbfgs(line_search: bool = False) -> Rule:
     """torch.optim.LBFGS: the closure-driven L-BFGS rule alone (lr and the line search
     are inside it)."""
     return lbfgs_rule(line_search)
+
+
+# -- rules that reduce over a tensor (they run one tensor at a time on every backend) -----
+
+
+@cache
+def adafactor(weight_decay: bool = False) -> Rule:
+    """torch.optim.Adafactor: factored second moment, clipped relative step, [decay]."""
+    return scale_by_adafactor(weight_decay)
+
+
+@cache
+def muon(nesterov: bool = True, weight_decay: bool = False) -> Rule:
+    """torch.optim.Muon: orthogonalized momentum, scaled by shape and lr, [decayed]."""
+    return scale_by_muon(nesterov, weight_decay)
+
+
+@cache
+def lamb(weight_decay: bool = False, weight_decouple: bool = True, fixed_decay: bool = False,
+         grad_averaging: bool = True, adam: bool = False, pre_norm: bool = False,
+         debias: str = "step") -> Rule:
+    """LAMB: [global clipping] -> Adam direction -> [coupled L2] -> trust-ratio step
+    (lr, [first-moment correction], [decoupled decay])."""
+    return chain(
+        clip_by_global_norm() if pre_norm else None,
+        scale_by_lamb_moments(grad_averaging, bias_correction=debias == "moments"),
+        add_decayed_weights() if weight_decay and not weight_decouple else None,
+        scale_by_lamb_trust_ratio(adam=adam, debias_step=debias == "step",
+                                  decoupled=weight_decay and weight_decouple,
+                                  fixed_decay=fixed_decay),
+    )
+
+
+@cache
+def lars(momentum: bool = True, nesterov: bool = False) -> Rule:
+    """LARS: layer-wise trust ratio (with L2) -> [heavy-ball momentum from zero] -> lr."""
+    return chain(
+        scale_by_lars_trust_ratio(),
+        heavy_ball(nesterov, copy_first=False) if momentum else None,
+        scale_by_learning_rate(),
+    )
+
+
+@cache
+def soap(merge_dims: bool = False, max_precondition_dim: int = 10000,
+         precondition_1d: bool = False, channels_last: bool = False,
+         normalize_gradient: bool = False, correct_bias: bool = True,
+         weight_decay: bool = False) -> Rule:
+    """SOAP: Adam in the eigenbasis of Shampoo's factors (the rule applies lr and decay)."""
+    return scale_by_soap(merge_dims, max_precondition_dim, precondition_1d, channels_last,
+                         normalize_gradient, correct_bias, weight_decay)

@@ -139,7 +139,7 @@ class Executor:
                      bucket.state_lists(keys))
         params, grads, states = views
         if bucket.low or (group.get("stochastic_rounding")
-                          and params[0].dtype in precision.LOW_PARAMS):
+                          and params[0].dtype in precision.LOW_PARAMS):  # True, not None
             rounding = precision.Rounding.of(group, gi, bucket)
             if route == "native" and self._run_native(rule, bucket, params, grads, states,
                                                       ctx, maximize, rounding):

@@ -35,7 +35,11 @@ def ensure_state(rule: Rule, state: State, p: Tensor) -> frozenset[str]:
     missing = [key for key in rule.state if state.get(key) is None]
     if not missing:
         return frozenset()
+    # A rule may keep a subset of its declared keys for a given parameter (Adafactor:
+    # row and column factors for a matrix, one variance for a vector): what `init` does not
+    # create for `p` stays absent.
     created = rule.init(real_view(p))
+    missing = [key for key in missing if key in created]
     for key in missing:
         state[key] = created[key]
     return frozenset(missing)
@@ -52,7 +56,8 @@ def apply_rule(rule: Rule, param: Any, grad: Any, state: dict[str, Any], ctx: Co
     update, new_state = rule.update(g, state, param, ctx)
     for key, value in new_state.items():
         if key in state:
-            state[key].copy_(value)
+            if value is not state[key]:  # else the rule wrote it in place (rules.ops *_into)
+                state[key].copy_(value)
         elif rule.reduction == "group" and key in rule.carry_names:
             ctx.update({key: value})
         else:

@@ -414,6 +414,50 @@ static inline uint16_t bf16_stochastic(float f, uint32_t i, uint32_t key) {
 """
 
 
+# The bucket's elements, all tensors end to end, are cut into one span per thread (torch's
+# intra-op thread count, above PARALLEL_MIN elements). A cut falls on a multiple of 256
+# within its tensor, so no 8-bit block is split, and elements keep their in-tensor index,
+# which seeds stochastic rounding: the results are the same bits for any number of threads.
+PARALLEL_MIN = 1 << 18
+
+_JOBS = """
+#include <pthread.h>
+typedef struct {
+  int64_t count; const int64_t* n; void** ptr; const double* c; const uint32_t* key;
+  int64_t start, stop;
+} job_t;
+static inline int64_t cut(int64_t at, int64_t n) {
+  return at <= 0 ? 0 : at >= n ? n : (at & ~(int64_t)255);
+}
+"""
+
+_RUN = f"""
+static void* worker(void* job) {{ span((const job_t*)job); return 0; }}
+void run(int64_t count, const int64_t* n, void** ptr, const double* c, const uint32_t* key,
+         int64_t threads) {{
+  int64_t total = 0;
+  for (int64_t t = 0; t < count; ++t) total += n[t];
+  if (threads > 16) threads = 16;
+  if (threads < 2 || total < {PARALLEL_MIN}) {{
+    const job_t all = {{count, n, ptr, c, key, 0, total}};
+    span(&all);
+    return;
+  }}
+  job_t jobs[16]; pthread_t ids[16]; int started[16];
+  for (int64_t k = 0; k < threads; ++k) {{
+    jobs[k] = (job_t){{count, n, ptr, c, key, total * k / threads,
+                      total * (k + 1) / threads}};
+  }}
+  for (int64_t k = 1; k < threads; ++k)
+    started[k] = pthread_create(&ids[k], 0, worker, &jobs[k]) == 0;
+  span(&jobs[0]);
+  for (int64_t k = 1; k < threads; ++k) {{
+    if (started[k]) pthread_join(ids[k], 0); else span(&jobs[k]);
+  }}
+}}
+"""
+
+
 def _codec(layout: str) -> str:
     """C encoder and decoder of an 8-bit layout, bit for bit those of `precision`.
 
@@ -505,8 +549,8 @@ def _assemble(traced: Traced, ctype: str, prologue: list[str], body: list[str], 
     args += ["c"] + [f"key[{j} * count + t]" for j in range(len(keys))]
     if quantized:
         loop = [
-            "  for (int64_t b0 = 0; b0 < n; b0 += 256) {",
-            "    const int64_t bn = n - b0 < 256 ? n - b0 : 256;",
+            "  for (int64_t b0 = lo; b0 < hi; b0 += 256) {",
+            "    const int64_t bn = hi - b0 < 256 ? hi - b0 : 256;",
             *[f"    const float a_{s} = {s}_a[b0 >> 8];" for s in quantized],
             *buffers,
             "    for (int64_t j = 0; j < bn; ++j) {",
@@ -514,25 +558,30 @@ def _assemble(traced: Traced, ctype: str, prologue: list[str], body: list[str], 
             *loads, *[("  " + line) for line in body], *stores, "    }",
             *requantize, "  }"]
     else:
-        loop = ["  for (int64_t i = 0; i < n; ++i) {", *loads, *body, *stores, "  }"]
+        loop = ["  for (int64_t i = lo; i < hi; ++i) {", *loads, *body, *stores, "  }"]
     codecs = [_codec("signed" if "non" not in k else "nonnegative")
               for k in sorted({kinds[s] for s in quantized})]
     lines = [
-        "#include <math.h>", "#include <stdint.h>", _HELPERS, *codecs,
-        f"static void one(int64_t n, {', '.join(params)}) {{",
+        "#include <math.h>", "#include <stdint.h>", _HELPERS, _JOBS, *codecs,
+        f"static void one(int64_t lo, int64_t hi, {', '.join(params)}) {{",
         *prologue, *loop, "}", "",
-        "void run(int64_t count, const int64_t* n, void** ptr, const double* c, "
-        "const uint32_t* key) {",
-        "  for (int64_t t = 0; t < count; ++t) {",
-        f"    one(n[t], {', '.join(args)});",
-        "  }", "}", ""]
+        "static void span(const job_t* job) {",
+        "  const int64_t count = job->count; void** ptr = job->ptr;",
+        "  const double* c = job->c; const uint32_t* key = job->key;",
+        "  int64_t base = 0;",
+        "  for (int64_t t = 0; t < count && base < job->stop; ++t) {",
+        "    const int64_t lo = cut(job->start - base, job->n[t]);",
+        "    const int64_t hi = cut(job->stop - base, job->n[t]);",
+        f"    if (lo < hi) one(lo, hi, {', '.join(args)});",
+        "    base += job->n[t];",
+        "  }", "}", _RUN]
     return "\n".join(lines)
 
 
 # -- compiling and loading ------------------------------------------------------------------
 
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off",
-         "-fPIC", "-shared"]
+         "-fPIC", "-shared", "-pthread"]
 _lock = threading.Lock()
 _libraries: dict[str, Any] = {}
 _compiler: str | None | bool = False
@@ -601,7 +650,7 @@ def load(source: str) -> Any:
         except OSError as e:  # e.g. a cache on a filesystem mounted noexec
             raise Unsupported(f"the compiled kernel could not be loaded: {e}") from e
         run.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                        ctypes.c_void_p]
+                        ctypes.c_void_p, ctypes.c_int64]
         run.restype = None
         _libraries[key] = run
         return run
@@ -670,7 +719,7 @@ class Kernel:
         scalars = array("d", scalar_values(ctx, self.names) or [0.0])
         noise = array("I", keys or [0])
         self.run(len(params), self._sizes_array.buffer_info()[0], pointers.buffer_info()[0],
-                 scalars.buffer_info()[0], noise.buffer_info()[0])
+                 scalars.buffer_info()[0], noise.buffer_info()[0], torch.get_num_threads())
 
     def _check(self, tensors: Sequence[Sequence[Tensor]], scales: Sequence[Sequence[Tensor]],
                sizes: list[int]) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import MutableMapping, Sequence
 from itertools import repeat
-from operator import attrgetter, is_, itemgetter
+from operator import attrgetter, is_, methodcaller
 from typing import Any
 
 import torch
@@ -78,7 +78,9 @@ class Bucket:
         return grads if self.index is None else [grads[i] for i in self.index]
 
     def state_lists(self, keys: Sequence[str]) -> dict[str, list[Tensor]]:
-        return {key: list(map(itemgetter(key), self.states)) for key in keys}
+        """Each state key's tensors, aligned with `params`; None where a rule keeps a
+        subset of its keys for a parameter (only rules that reduce over a tensor do)."""
+        return {key: list(map(methodcaller("get", key), self.states)) for key in keys}
 
     def advance(self) -> None:
         """Count this step for every parameter of the bucket."""
@@ -220,7 +222,10 @@ def _convert_state(rule: Rule, state: State, p: Tensor, group: dict[str, Any]) -
     state_dtype = group.get("state_dtype")
     formats = []
     for key in rule.state:
-        value = state[key]
+        value = state.get(key)
+        if value is None:  # a key the rule does not keep for this parameter
+            formats.append("param")
+            continue
         if value.device != target.device:
             value = state[key] = value.to(target.device)
             if precision.absmax_key(key) in state:
@@ -228,7 +233,11 @@ def _convert_state(rule: Rule, state: State, p: Tensor, group: dict[str, Any]) -
                     target.device)
         fmt = precision.target_format(state_dtype, signs.get(key), target)
         if fmt == "param" and value.shape != target.shape:
-            formats.append(fmt)  # state of its own shape (factored moments) stays as made
+            # State of its own shape (Adafactor's factors, SOAP's preconditioners) follows
+            # the parameter's dtype too, as torch's load_state_dict casts it.
+            if value.is_floating_point() and value.dtype != target.dtype:
+                state[key] = value.to(target.dtype)
+            formats.append(fmt)
             continue
         if fmt == "param" and value.is_floating_point() and value.dtype != target.dtype \
                 and precision.absmax_key(key) not in state:

@@ -234,8 +234,12 @@ class Rounding:
     __slots__ = ("seed", "step", "positions", "group", "stochastic", "params")
 
     def __init__(self, group: dict, gi: int, positions: list[int], step: int) -> None:
-        self.stochastic = bool(group.get("stochastic_rounding", False))
-        self.params = self.stochastic
+        # None (the default): bfloat16 state rounds stochastically (to nearest, an EMA with
+        # beta2 = 0.999 would lose every increment below half a bfloat16 step, and the
+        # second moment would stall), bfloat16 parameters to nearest, as torch's do.
+        wanted = group.get("stochastic_rounding")
+        self.stochastic = wanted is None or bool(wanted)
+        self.params = bool(wanted)
         self.seed = int(group.get("rounding_seed", 0))
         self.group, self.positions, self.step = gi, positions, step
 

@@ -307,7 +307,7 @@ def find_lr(task: str = "digits-mlp", optimizer: str = "adam", *, start: float =
     with folder_lock(Path(out or Path("runs") / "lr-find" / task)) as folder:
         torch.manual_seed(seed)
         model = lab_task.make_model()
-        opt = build_optimizer(spec, model.parameters(), model=model)
+        opt = build_optimizer(spec, model)
         result = lr_find(model, lab_task.loss, (data.x_train, data.y_train), opt,
                          start_lr=start, end_lr=end, steps=steps, mode=mode,
                          batch_size=batch_size or lab_task.batch_size, seed=seed,

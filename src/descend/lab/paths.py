@@ -17,7 +17,13 @@ from typing import Any
 
 import torch
 
-from .registry import build_optimizer, build_schedule, canonical_optimizer, optimizer_lr
+from .registry import (
+    OPTIMIZERS,
+    build_optimizer,
+    build_schedule,
+    canonical_optimizer,
+    optimizer_lr,
+)
 from .registry import with_lr as spec_with_lr
 from .spec import lr_sweep, sweep_factors
 from .surfaces import Surface, get_surface
@@ -196,6 +202,9 @@ def paths(surface: str | Surface, optimizers: Sequence[str] | Mapping[str, Any] 
             tick(label)
             continue
         spec = canonical_optimizer(what)
+        if OPTIMIZERS[spec.split(":")[0]].matrices:
+            raise ValueError(f"optimizer {what!r} acts on weight matrices; a loss surface's "
+                             "point is one vector, so there is no path to draw")
 
         def factory(params: list[torch.Tensor], spec: str = spec) -> torch.optim.Optimizer:
             sched = build_schedule(schedule, optimizer_lr(spec), steps, steps)

@@ -27,9 +27,11 @@ class OptimizerEntry:
     fixed: dict[str, Any]
     lr: float
     text: str
-    # Takes the model itself (its parameter names route them, as MuonAdamW's do), and
-    # these hyperparameters follow the lr schedule in proportion to the lr.
-    model: bool = False
+    # Optimizers that route by parameter names or shapes (MuonAdamW) are built from the
+    # model itself; on a surface's one point vector they would have no matrix to act on.
+    matrices: bool = False
+    # Hyperparameters that follow the lr's schedule in proportion to the lr (MuonAdamW's
+    # adamw_lr), so that a schedule, and tuning the lr, move every group's lr together.
     scaled: tuple[str, ...] = ()
 
 
@@ -67,17 +69,19 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
     "ademamix": OptimizerEntry(descend.AdEMAMix, {}, 1e-3,
                                "AdEMAMix (Adam with a second, slow momentum)"),
     "prodigy": OptimizerEntry(descend.Prodigy, {}, 1.0, "Prodigy (learning-rate free)"),
+    "adafactor": OptimizerEntry(descend.Adafactor, {}, 1e-2,
+                                "Adafactor (factored second moment, torch's form)"),
+    "lamb": OptimizerEntry(descend.LAMB, {}, 1e-3, "LAMB (Adam with layer-wise trust ratio)"),
+    "lars": OptimizerEntry(descend.LARS, {}, 0.1,
+                           "LARS (heavy-ball momentum with layer-wise trust ratio)"),
+    "soap": OptimizerEntry(descend.SOAP, {}, 3e-3, "SOAP (Adam in Shampoo's eigenbasis)"),
+    # The form Muon is trained in: Muon for hidden matrices, AdamW for the rest. lr 0.02
+    # is Muon's reference value (Jordan et al.); the AdamW groups start at 1e-3 and follow
+    # the lr's schedule in proportion (a warmup-cosine run decays both).
+    "muon": OptimizerEntry(descend.MuonAdamW, {}, 0.02,
+                           "Muon on hidden matrices, AdamW on the rest", matrices=True,
+                           scaled=("adamw_lr",)),
 }
-
-# Muon for the hidden matrices and AdamW for the rest, where this descend has it (it is
-# newer than the lab). Its lr is Muon's (modded-nanogpt's 0.02); the AdamW part keeps
-# MuonAdamW's own default (1e-3) and moves with it in proportion, so that tuning one lr
-# tunes both, as for every other optimizer.
-if hasattr(descend, "MuonAdamW"):
-    OPTIMIZERS["muon"] = OptimizerEntry(
-        descend.MuonAdamW, {"weight_decay": 0.0}, 0.02,
-        "Muon on hidden 2-D matrices, AdamW on embeddings, head and 1-D parameters",
-        model=True, scaled=("adamw_lr",))
 
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 
@@ -124,8 +128,8 @@ def join_spec(name: str, options: dict[str, Any]) -> str:
 # Options every optimizer takes besides its own hyperparameters (descend.optim.Options),
 # with their defaults; torch's execution flags and the backend are not the lab's to vary.
 SHARED_OPTIONS = {"maximize": False, "nonfinite": "ignore", "state_dtype": None,
-                  "stochastic_rounding": False, "rounding_seed": None}
-NOT_OPTIONS = ("self", "params", "backend", "options", "rule")
+                  "stochastic_rounding": None, "rounding_seed": None}
+NOT_OPTIONS = ("self", "params", "backend", "options", "rule", "route")
 
 
 def _defaults(cls: type) -> dict[str, Any]:
@@ -184,8 +188,7 @@ def canonical_optimizer(text: str) -> str:
         if problem:
             raise ValueError(f"optimizer {text!r}: {problem}")
     try:
-        probe = torch.nn.Linear(2, 2)  # a model, for optimizers that route by name
-        build_optimizer(join_spec(name, options), list(probe.parameters()), model=probe)
+        build_optimizer(join_spec(name, options), torch.nn.Linear(2, 2))
     except (TypeError, ValueError) as e:
         raise ValueError(f"optimizer {text!r}: {e}") from None
     return join_spec(name, options)
@@ -201,23 +204,27 @@ def with_lr(text: str, lr: float) -> str:
     return join_spec(name, {**options, "lr": lr})
 
 
-def build_optimizer(text: str, params: Iterable[Tensor], schedule: S.Schedule | None = None,
-                    backend: str = "auto", model: torch.nn.Module | None = None
-                    ) -> descend.RuleOptimizer:
-    """The optimizer for a spec; with `schedule`, its lr follows it. Optimizers that route
-    parameters by name get `model` instead of `params` when it is given."""
+def build_optimizer(text: str, params: torch.nn.Module | Iterable[Tensor],
+                    schedule: S.Schedule | None = None,
+                    backend: str = "auto") -> descend.RuleOptimizer:
+    """The optimizer for a spec over a model (or plain parameters); with `schedule`, its lr
+    follows it."""
     name, options = split_spec(text, "optimizer")
     entry = OPTIMIZERS[name]
     kwargs = {**entry.fixed, "lr": entry.lr, **options}
     if schedule is not None:
         lr = float(kwargs["lr"])
-        for key in entry.scaled:  # e.g. MuonAdamW's adamw_lr, in proportion to the lr
+        for key in entry.scaled:
             value = kwargs.get(key, _defaults(entry.cls).get(key))
             if isinstance(value, (int, float)) and lr > 0:
                 kwargs[key] = (float(value) / lr) * schedule
         kwargs["lr"] = schedule
-    target = model if entry.model and model is not None else params
-    return entry.cls(target, backend=backend, **kwargs)
+    if isinstance(params, torch.nn.Module) and not entry.matrices:
+        params = params.parameters()
+    elif not isinstance(params, torch.nn.Module) and entry.matrices:
+        raise ValueError(f"optimizer {name!r} routes a model's parameters by name and shape; "
+                         "it needs the model, not bare tensors")
+    return entry.cls(params, backend=backend, **kwargs)
 
 
 # -- schedules -----------------------------------------------------------------------------

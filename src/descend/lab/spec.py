@@ -131,24 +131,22 @@ def parse_seeds(text: str) -> list[int]:
     return values
 
 
-def parse_positive(text: str) -> int:
+def _parse_whole(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"expected a whole number >= 1, got {text!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise ValueError(f"expected a whole number >= {minimum}, got {text!r}")
     return value
+
+
+def parse_positive(text: str) -> int:
+    return _parse_whole(text, 1)
 
 
 def parse_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"expected a whole number >= 0, got {text!r}")
-    return value
+    return _parse_whole(text, 0)
 
 
 def parse_number(text: str) -> float:

@@ -101,7 +101,7 @@ def _train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
     model = task.make_model()
     lr = optimizer_lr(spec.optimizer)
     schedule = build_schedule(spec.schedule, lr, total, per_epoch)
-    opt = build_optimizer(spec.optimizer, model.parameters(), schedule, model=model)
+    opt = build_optimizer(spec.optimizer, model, schedule)
     reacts = bool(controllers(schedule))
     optimum = task.optimum() if task.optimum is not None else None
     gen = torch.Generator().manual_seed(spec.seed)

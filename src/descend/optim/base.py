@@ -112,10 +112,13 @@ class RuleOptimizer(torch.optim.Optimizer):
             `low_precision` go below float32; parameters under 4096 elements and 1-D ones
             keep float32 moments under ``"int8"``. Per group, like any hyperparameter;
             `set_hyperparameter("state_dtype", ...)` converts existing state.
-        stochastic_rounding: round bfloat16 stores (state, and bfloat16 parameters, whose
-            maths then runs in float32) stochastically instead of to nearest, so that small
-            updates are not lost; reproducible from `rounding_seed` (default: derived from
-            `torch.initial_seed()`, so the same seed gives the same numbers).
+        stochastic_rounding: how bfloat16 values are stored. None (default): bfloat16 state
+            stochastically (rounded to nearest, a moment with beta2 = 0.999 loses every
+            increment below half a bfloat16 step), bfloat16 parameters to nearest, as torch.
+            True: both stochastically (the parameters' update is then computed in float32,
+            and small updates are kept on average instead of lost). False: both to nearest.
+            Reproducible from `rounding_seed` (default: derived from `torch.initial_seed()`,
+            so the same seed gives the same numbers).
         **defaults: the hyperparameters the rule reads (``lr`` and whatever else). ``lr``
             may be a 0-D tensor, as in torch; its value is read at every step.
 
@@ -135,14 +138,14 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     #: Checks of this class's own that replace the shared table's for the same name
     #: (`descend.optim.checks.CHECKS`): ASGD's ``alpha`` is an exponent, AdEMAMix's
-    #: ``betas`` a triple.
+    #: ``betas`` a triple, Adafactor's ``eps`` a pair.
     checks: ClassVar[Mapping[str, Check]] = {}
 
     def __init__(self, params: ParamsT, rule: Rule | None = None, *,
                  nonfinite: str = "ignore", backend: str = "auto", foreach: bool | None = None,
                  fused: bool | None = None, capturable: bool = False,
                  differentiable: bool = False, state_dtype: str | None = None,
-                 stochastic_rounding: bool = False, rounding_seed: int | None = None,
+                 stochastic_rounding: bool | None = None, rounding_seed: int | None = None,
                  **defaults: Any) -> None:
         owner = type(self).__name__
         if rule is None and type(self).recipe is RuleOptimizer.recipe:
@@ -178,6 +181,10 @@ class RuleOptimizer(torch.optim.Optimizer):
     def check_group(self, group: dict[str, Any]) -> None:
         """Cross-field checks for one param group (subclasses extend)."""
 
+    def check_param(self, group: dict[str, Any], where: str, p: Tensor) -> None:
+        """Checks of one parameter of `group` (subclasses extend: Muon takes matrices only).
+        `where` names it in messages: its position, and its name when it has one."""
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         owner = type(self).__name__
         merged = {**self.defaults, **param_group}
@@ -193,12 +200,15 @@ class RuleOptimizer(torch.optim.Optimizer):
         seen: set[int] = set()
         for i, p in enumerate(tensors):
             where = f"parameter {i} of group {len(self.param_groups)}"
+            if isinstance(params[i], tuple):
+                where += f" ({params[i][0]!r})"
             if isinstance(p, Tensor):
                 if id(p) in seen:
                     raise ValueError(f"{owner}: {where} appears twice in the group; "
                                      "give each parameter once")
                 seen.add(id(p))
                 _check_param_tensor(owner, where, p)
+                self.check_param(merged, where, p)
         super().add_param_group({**param_group, **current, "params": params,
                                  "schedule_step": clock, "skipped_steps": 0})
         self._schedules.add(self.param_groups[-1], schedules)

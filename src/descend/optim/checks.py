@@ -93,12 +93,12 @@ def beta_triple(owner: str, name: str, value: Any) -> None:
 
 
 def non_negative_int(owner: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if _integer(owner, name, value) < 0:
         raise ValueError(f"{owner}: {name} must be an integer >= 0, got {value!r}")
 
 
 def positive_int(owner: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if _integer(owner, name, value) < 1:
         raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
 
 
@@ -124,6 +124,11 @@ def boolean(owner: str, name: str, value: Any) -> None:
         raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
 
 
+def optional_boolean(owner: str, name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be None, True or False, got {value!r}")
+
+
 def state_dtype(owner: str, name: str, value: Any) -> None:
     allowed = (None, "float32", "bfloat16", "int8")
     if value not in allowed:
@@ -136,13 +141,57 @@ def seed(owner: str, name: str, value: Any) -> None:
         raise ValueError(f"{owner}: {name} must be an integer >= 0, got {value!r}")
 
 
+def non_positive(owner: str, name: str, value: Any) -> None:
+    if _number(owner, name, value) > 0:
+        raise ValueError(f"{owner}: {name} must be <= 0, got {value!r}")
+
+
+def at_least_one(owner: str, name: str, value: Any) -> None:
+    if _number(owner, name, value) < 1:
+        raise ValueError(f"{owner}: {name} must be >= 1, got {value!r}")
+
+
+def _integer(owner: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}")
+    return value
+
+
+def ns_steps(owner: str, name: str, value: Any) -> None:
+    """Newton-Schulz iterations: torch refuses 100 or more."""
+    if not 0 <= _integer(owner, name, value) < 100:
+        raise ValueError(f"{owner}: {name} must be an integer in [0, 100), got {value!r}")
+
+
+def coefficient_triple(owner: str, name: str, value: Any) -> None:
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise TypeError(f"{owner}: {name} must be three numbers (a, b, c), got {value!r}")
+    for i, c in enumerate(value):
+        _number(owner, f"{name}[{i}]", c)
+
+
+def choice(*allowed: Any) -> Callable[[str, str, Any], None]:
+    def check(owner: str, name: str, value: Any) -> None:
+        check_choice(owner, name, value, allowed)
+    return check
+
+
+def eps_pair(owner: str, name: str, value: Any) -> None:
+    """Adafactor's (eps1, eps2): eps1 None (the dtype's machine epsilon) or >= 0, eps2 >= 0."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{owner}: {name} must be a pair (eps1, eps2), got {value!r}")
+    if value[0] is not None:
+        non_negative(owner, f"{name}[0]", value[0])
+    non_negative(owner, f"{name}[1]", value[1])
+
+
 Check = Callable[[str, str, Any], None]
 
 # Hyperparameter name -> its check. Names follow torch.optim, so one table serves all.
 CHECKS: dict[str, Check] = {
     "lr": non_negative,
     "state_dtype": state_dtype,
-    "stochastic_rounding": boolean,
+    "stochastic_rounding": optional_boolean,
     "rounding_seed": seed,
     "momentum": unit_interval,
     "dampening": closed_unit_interval,
@@ -184,6 +233,31 @@ CHECKS: dict[str, Check] = {
     "tolerance_grad": non_negative,
     "tolerance_change": non_negative,
     "history_size": positive_int,
+    # Adafactor
+    "beta2_decay": non_positive,
+    # Muon
+    "ns_coefficients": coefficient_triple,
+    "ns_steps": ns_steps,
+    "adjust_lr_fn": choice(None, "original", "match_rms_adamw"),
+    "ns_dtype": choice("bfloat16", "float32", "float64"),
+    "use_muon": boolean,
+    # LAMB and LARS
+    "grad_averaging": boolean,
+    "adam": boolean,
+    "pre_norm": boolean,
+    "max_grad_norm": non_negative,
+    "clamp": positive,
+    "debias": choice("step", "moments", "none"),
+    "trust_coefficient": non_negative,
+    # SOAP
+    "shampoo_beta": optional_unit_interval,
+    "precondition_frequency": positive_int,
+    "max_precondition_dim": positive_int,
+    "merge_dims": boolean,
+    "precondition_1d": boolean,
+    "correct_bias": boolean,
+    "normalize_gradient": boolean,
+    "data_format": choice("channels_first", "channels_last"),
 }
 
 

@@ -39,7 +39,7 @@ class Options(TypedDict, total=False):
     nonfinite: str
     backend: str
     state_dtype: str | None
-    stochastic_rounding: bool
+    stochastic_rounding: bool | None
     rounding_seed: int | None
 
 
@@ -128,7 +128,8 @@ class Adagrad(RuleOptimizer):
         lr_t = lr / (1 + (t - 1) lr_decay)
         p_t = p_{t-1} - lr_t g_t / (sqrt(s_t) + eps)
 
-    eps sits outside the square root (torch and Keras both). State: ``sum``, ``step``.
+    eps sits outside the square root, as in torch; Keras 3 puts it inside, a difference of
+    at most eps/sqrt(s) relative (docs/keras.md). State: ``sum``, ``step``.
     """
 
     def __init__(self, params: ParamsT, lr: float = 1e-2, lr_decay: float = 0.0,

@@ -17,7 +17,8 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0) -> Rule:
         s_t = s_{t-1} + g_t^2,      s_0 = initial_accumulator_value
         d_t = g_t / (sqrt(s_t) + eps)
 
-    eps sits outside the square root, as in torch (Keras puts it there too). State: ``sum``.
+    eps sits outside the square root, as in torch (Keras 3 puts it inside: see
+    docs/keras.md). State: ``sum``.
     """
 
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:

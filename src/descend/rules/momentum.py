@@ -22,16 +22,19 @@ from torch import Tensor
 
 from .base import Context, Rule, State
 from .init import zeros
-from .ops import add
+from .ops import add, scale_add_into
 
 
-def heavy_ball(nesterov: bool = False) -> Rule:
+def heavy_ball(nesterov: bool = False, copy_first: bool = True) -> Rule:
     """Heavy-ball momentum with dampening, as torch.optim.SGD computes it.
 
         b = g                                      (when the buffer is created: torch copies g)
         b_t = mu b_{t-1} + (1 - tau) g_t           (afterwards)
         d_t = b_t                                  (classical)
         d_t = g_t + mu b_t                         (Nesterov, Sutskever et al. 2013 form)
+
+    With ``copy_first=False`` the buffer starts at zero and the first step is
+    b_1 = (1 - tau) g_1, as LARS implementations (pytorch-optimizer's) compute it.
 
     mu = ``momentum`` and tau = ``dampening`` (0 when the group has none, as in RMSprop)
     come from the param group. State: ``momentum_buffer``.
@@ -45,15 +48,17 @@ def heavy_ball(nesterov: bool = False) -> Rule:
         # The gain of a fresh buffer is 1, not (1 - tau): b_0 = 0 then makes b = g exactly,
         # torch's copy-on-creation, without a branch in the tensor maths.
         tau = ctx.get("dampening", 0.0)
-        return {"heavy_ball_gain": 1.0 if "momentum_buffer" in ctx.fresh else 1.0 - tau}
+        fresh = copy_first and "momentum_buffer" in ctx.fresh
+        return {"heavy_ball_gain": 1.0 if fresh else 1.0 - tau}
 
     def update(g: Tensor, state: State, p: Tensor, ctx: Context) -> tuple[Tensor, State]:
         mu = ctx.momentum
-        b = add(state["momentum_buffer"] * mu, g, ctx.heavy_ball_gain)
+        b = scale_add_into(state["momentum_buffer"], mu, g, ctx.heavy_ball_gain)
         d = add(g, b, mu) if nesterov else b
         return d, {"momentum_buffer": b}
 
     name = "heavy_ball_nesterov" if nesterov else "heavy_ball"
+    name += "" if copy_first else "_from_zero"
     return Rule(name, update, init=zeros("momentum_buffer"), prepare=prepare,
                 state=("momentum_buffer",), provides=("heavy_ball_gain",),
                 low_precision=(("momentum_buffer", "signed"),))
