@@ -299,6 +299,8 @@ def _curves_plot(a: SuiteAnalysis, runs: Sequence[Run], path: Path) -> Path:
                              squeeze=False)
     _margins(fig, top=0.8, bottom=0.55, left=0.75, wspace=0.25, hspace=0.45)
     by_id = {r.spec.run_id: r for r in runs}
+    index = {o: i for i, o in enumerate(dict.fromkeys(r.optimizer for w in a.workloads
+                                                      for r in w.rows))}
     for ax, w in zip(axes.ravel(), a.workloads):
         series = {}
         for r in w.rows:
@@ -306,10 +308,11 @@ def _curves_plot(a: SuiteAnalysis, runs: Sequence[Run], path: Path) -> Path:
             steps, mean, _ = mean_curve(group, w.metric)
             series[r.optimizer] = (steps, mean)
         same = plotstyle.coinciding({k: v[1] for k, v in series.items()})
-        for i, (opt, (steps, mean)) in enumerate(series.items()):
+        for opt, (steps, mean) in sorted(series.items(), key=lambda kv: index[kv[0]]):
             values = [100 * v for v in mean] if w.metric == "val_acc" else mean
+            # One optimizer keeps its colour, dashes and marker in every panel.
             ax.plot(steps, values, lw=1.4, label=plotstyle.legend_label(opt, same),
-                    **plotstyle.style(i, len(steps), len(series)))
+                    **plotstyle.style(index[opt], len(steps), len(index)))
         target = 100 * w.target if w.metric == "val_acc" else w.target
         ax.axhline(target, color="k", lw=1, ls="--", label="target")
         finite = [v for _, mean in series.values() for v in mean if math.isfinite(v) and v > 0]
