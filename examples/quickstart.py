@@ -1,22 +1,37 @@
 """Train a small MLP on scikit-learn's handwritten digits with three descend optimizers.
 
-Run with `make demo` (or `python examples/quickstart.py`). Every optimizer starts from the
-same weights and sees the same mini-batches, so the losses are comparable.
+Run with `python examples/quickstart.py`. Every optimizer starts from the same weights and
+sees the same mini-batches, so the losses are comparable. It prints what it is doing as it
+goes: importing torch alone takes seconds on a busy machine.
 """
 
-import torch
-from sklearn.datasets import load_digits
+import sys
+import time
 
-import descend
+print("importing torch and descend...", flush=True)
+start = time.perf_counter()
+
+import torch  # noqa: E402
+
+import descend  # noqa: E402
+from descend.lab.data import digits  # noqa: E402  (scikit-learn's digits, read directly)
+
+EPOCHS = 10
+
+
+def progress(text: str) -> None:
+    """One line, rewritten in place on a terminal; kept whole in a log."""
+    if sys.stdout.isatty():
+        print(f"\r{text:<60}", end="", flush=True)
 
 
 def main() -> None:
-    digits = load_digits()
-    x = torch.tensor(digits.data, dtype=torch.float32) / 16.0
-    y = torch.tensor(digits.target)
-    torch.manual_seed(0)
-    perm = torch.randperm(len(x))
-    train, test = perm[:1400], perm[1400:]
+    data = digits()
+    x = torch.cat([data.x_train, data.x_val])
+    y = torch.cat([data.y_train, data.y_val])
+    x_test, y_test = data.x_test, data.y_test
+    print(f"ready after {time.perf_counter() - start:.1f} s: {len(x)} training and "
+          f"{len(x_test)} test images", flush=True)
 
     def make_model():
         torch.manual_seed(0)
@@ -28,20 +43,28 @@ def main() -> None:
         "Momentum EMA (lr=0.1)": lambda p: descend.Momentum(p, lr=0.1, momentum=0.9),
         "Adam (lr=1e-3)": lambda p: descend.Adam(p, lr=1e-3),
     }
-    print(f"{'optimizer':<24}{'train loss':>12}{'test acc':>10}")
-    for name, make_opt in optimizers.items():
+    results = []
+    for i, (name, make_opt) in enumerate(optimizers.items(), start=1):
         model = make_model()
         opt = make_opt(model.parameters())
         gen = torch.Generator().manual_seed(1)
-        for _epoch in range(10):
-            for batch in train[torch.randperm(len(train), generator=gen)].split(64):
+        began = time.perf_counter()
+        for epoch in range(EPOCHS):
+            progress(f"[{i}/{len(optimizers)}] {name}: epoch {epoch + 1}/{EPOCHS}")
+            for batch in torch.randperm(len(x), generator=gen).split(64):
                 opt.zero_grad()
                 loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
                 loss.backward()
                 opt.step()
         with torch.no_grad():
-            train_loss = torch.nn.functional.cross_entropy(model(x[train]), y[train]).item()
-            acc = (model(x[test]).argmax(1) == y[test]).float().mean().item()
+            train_loss = torch.nn.functional.cross_entropy(model(x), y).item()
+            acc = (model(x_test).argmax(1) == y_test).float().mean().item()
+        results.append((name, train_loss, acc))
+        progress("")
+        print(f"\r[{i}/{len(optimizers)}] {name}: {EPOCHS} epochs in "
+              f"{time.perf_counter() - began:.1f} s", flush=True)
+    print(f"\n{'optimizer':<24}{'train loss':>12}{'test acc':>10}")
+    for name, train_loss, acc in results:
         print(f"{name:<24}{train_loss:>12.4f}{acc:>10.1%}")
 
 

@@ -12,19 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from descend.lab.records import read_runs
+from descend.lab.records import MEASURED_EVAL, MEASURED_SUMMARY, read_runs
 
 CLI = [sys.executable, "-m", "descend.lab.cli"]
-VOLATILE = {"time"}  # wall-clock fields differ between identical runs
 
 
 def numbers(run_dir: Path) -> dict[str, tuple]:
-    """Every record of every run, without the wall-clock fields, keyed by run id."""
+    """Every record of every run, without the fields that measure the machine (times,
+    host, load), keyed by run id."""
     out = {}
     for run in read_runs(run_dir):
-        evals = [{k: v for k, v in e.items() if k not in VOLATILE} for e in run.evals]
-        summary = {k: v for k, v in run.summary.items()
-                   if k not in ("step_time_ms", "train_time")}
+        evals = [{k: v for k, v in e.items() if k not in MEASURED_EVAL} for e in run.evals]
+        summary = {k: v for k, v in run.summary.items() if k not in MEASURED_SUMMARY}
         out[run.spec.run_id] = (evals, summary)
     return out
 

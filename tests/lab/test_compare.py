@@ -16,9 +16,7 @@ from descend.lab.spec import Grid, RunSpec
 from descend.lab.tasks import Task, get_task
 
 from .conftest import SMALL
-from .helpers import numbers
-
-_numbers = numbers  # every record of every run, without the wall-clock fields
+from .helpers import numbers as _numbers
 
 
 def test_same_seed_gives_identical_records(tmp_path, small_run):
@@ -74,8 +72,10 @@ def test_table_numbers_recomputed_by_hand(small_run):
                      for i in range(len(group[0].evals))]
         inits.append(val_means[0])
         finals[label] = (val_means, [e["step"] for e in group[0].evals], group)
+        # CPU time of the training thread by default (the summary keeps wall time too)
         assert row["step_time_ms"] == pytest.approx(
-            statistics.median(r.summary["step_time_ms"] for r in group))
+            statistics.median(r.summary["step_cpu_ms"] for r in group))
+        assert all(r.summary["step_time_ms"] > 0 for r in group)
         assert row["state_bytes_per_param"] == {"sgd": 0.0, "adam": 8.0}[label]
         losses = [[e["train_loss"] for e in r.evals] for r in group]
         tv = [sum(abs(b - a) for a, b in zip(ls, ls[1:])) / (ls[0] - ls[-1]) - 1
@@ -88,6 +88,9 @@ def test_table_numbers_recomputed_by_hand(small_run):
         reached = next((i for i, v in enumerate(val_means) if v >= target), None)
         expected = math.inf if reached is None else steps[reached]
         assert by_label[label]["steps_to_target"] == expected
+        if reached is not None:
+            assert by_label[label]["seconds_to_target"] == pytest.approx(
+                statistics.fmean(r.evals[reached]["cpu"] for r in _group))
 
 
 def test_divergence_is_reported_not_dropped(tmp_path):
@@ -174,3 +177,26 @@ def test_every_new_optimizer_runs_in_the_lab(tmp_path):
                      progress=False)
     rows = {row.label: row for row in result.comparison.rows}
     assert len(rows) == len(names)
+
+
+def test_mixed_regimes_label_every_row_and_state_each_budget(tmp_path):
+    result = compare("digits-logreg", ["sgd"], regimes=["full", "sgd", "minibatch"],
+                     seeds=[0], epochs=1, evals=2, out=tmp_path, progress=False, jobs=1)
+    labels = {r.label for r in result.comparison.rows}
+    assert labels == {"sgd (full)", "sgd (sgd)", "sgd (minibatch)"}
+    md = (tmp_path / "report.md").read_text()
+    assert "full: batch 1,222, 1 steps" in md and "sgd: batch 1, 1,222 steps" in md
+    assert "minibatch: batch 64, 20 steps" in md and "| steps × batch |" in md
+    assert (tmp_path / "loss_epochs.png").exists()  # regimes compared per pass over the data
+
+
+def test_report_states_machine_load_validation_size_and_seed_noise(small_run):
+    out, cmp = small_run
+    md = (out / "report.md").read_text()
+    assert "Machine:" in md and "1 torch thread" in md and "Load average" in md
+    assert "216 validation" in md and "one example is 0.46 points of accuracy" in md
+    assert "CPU s to target" in md and cmp.clock == "cpu"
+    assert cmp.noise, "two seeds per row: the report says which rows it cannot tell apart"
+    for run in read_runs(out):
+        assert all("cpu" in e and e["cpu"] <= e["time"] + 0.05 for e in run.evals)
+        assert run.summary["cpu_time"] > 0 and len(run.summary["load"]) == 2

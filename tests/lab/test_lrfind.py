@@ -118,3 +118,68 @@ def test_find_lr_from_python_writes_what_the_cli_prints(tmp_path):
     with pytest.raises(ValueError, match="rule must be one of valley"):
         find_lr("digits-logreg", rule="best", out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_valley_lies_on_the_steep_descent_not_on_a_slowly_sinking_plateau():
+    import numpy as np
+
+    from descend.lab.lrfind import steep_stretch, suggest
+
+    lrs = list(np.logspace(-7, 1, 200))
+    logs = np.log10(lrs)
+    # a plateau that sinks by noise-level amounts for 6 decades, a steep fall between 1e-1
+    # and 1, then divergence: fastai's longest-decreasing-run rule picked the plateau
+    loss = 2.3 - 0.002 * (logs + 7) - 0.8 / (1 + np.exp(-(logs + 0.5) * 8)) + \
+        np.where(logs > 0.3, (logs - 0.3) * 5, 0)
+    s = suggest(lrs, list(loss))
+    start, steepest, end = steep_stretch(lrs, loss)
+    assert 0.05 < lrs[start] < lrs[steepest] < lrs[end] < 2
+    for name in ("steepest", "valley"):
+        assert 0.05 < s[name] < 2, (name, s)
+
+
+def test_smoothing_has_no_lag_and_the_plot_shows_the_raw_loss(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from descend.lab import lrfind
+
+    step = [2.0] * 50 + [1.0] * 50
+    smoothed = lrfind.zero_lag(step, 4)
+    assert smoothed[45] > 1.7 and smoothed[55] < 1.3  # the fall stays where it happened
+    assert abs(smoothed.index(min(smoothed, key=lambda v: abs(v - 1.5))) - 50) <= 1
+    causal = lrfind.smooth(step, 0.98)
+    assert causal[60] > 1.7  # fastai's causal average is still near 2 ten steps later
+    model = Quadratic()
+    opt = descend.SGD(model.parameters(), lr=0.1)
+    result = lr_find(model, quadratic_loss, (torch.zeros(32, 1), torch.zeros(32)), opt,
+                     start_lr=1e-4, end_lr=10, steps=100, batch_size=8)
+    import matplotlib.pyplot as plt
+
+    limits = {}
+    real = plt.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        limits["y"] = fig.axes[0].get_ylim()
+        return real(fig, *args, **kwargs)
+
+    plt.Figure.savefig = spy
+    try:
+        lrfind.plot(result, tmp_path / "f.png")
+    finally:
+        plt.Figure.savefig = real
+    assert limits["y"][0] <= min(result.losses)
+
+
+def test_help_and_output_explain_the_sweep_and_the_peak(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["lr-find", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--steps mini-batches (default 100)" in text and "a few hundred" not in text
+    assert main(["lr-find", "--task", "digits-logreg", "--optimizer", "sgd", "--steps", "60",
+                 "--start", "1e-4", "--end", "100", "--out", str(tmp_path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "peaks at the suggestion itself" in out and "fit_one_cycle" in out
+    report = json.loads((tmp_path / "lr_find.json").read_text())
+    lr = report["suggestions"]["valley"]
+    assert report["compare_args"][1] == f"sgd:lr={float(f'{lr:.3g}'):g}"

@@ -118,3 +118,68 @@ def test_paths_cli(tmp_path, capsys):
     assert "unknown surface 'everest'; available: parabola" in capsys.readouterr().err
     assert main(["paths", "--surface", "quadratic", "--start", "1"]) == 2
     assert "start must have 2 coordinate(s)" in capsys.readouterr().err
+
+
+def test_coinciding_paths_are_named_and_drawn_apart(tmp_path):
+    # EMA momentum at lr and heavy-ball at lr (1 - beta) are the same method.
+    result = paths("rosenbrock", ["momentum:lr=0.01", "heavyball:lr=0.001", "adam:lr=0.03"],
+                   steps=60)
+    assert pathplots.same_paths(result) == {1: 0}
+    assert "= momentum:lr=0.01's path" in pathplots._label(result.paths[1], result.paths[0])
+    styles = pathplots._styles(result)
+    assert styles[0]["linestyle"] != styles[1]["linestyle"]
+    assert styles[0]["markevery"] != styles[1]["markevery"]  # markers at other steps
+
+
+def test_gif_frames_are_large_small_on_disk_and_progress_is_reported(tmp_path):
+    result = paths("rosenbrock", ["sgd:lr=0.003", "momentum:lr=0.01", "heavyball:lr=0.001",
+                                  "adam:lr=0.03"], steps=200)
+    seen = []
+    gif = pathplots.animate(result, tmp_path / "p.gif", frames=30,
+                            progress=lambda what, done, total: seen.append((done, total)))
+    assert seen[-1] == (30, 30)
+    with Image.open(gif) as im:
+        assert im.size == (1200, 560) and im.n_frames == 30
+    assert gif.stat().st_size < 600_000  # unchanged pixels are transparent: cheap frames
+
+
+def test_3d_view_has_labelled_axes_and_keeps_diverged_paths_in_the_box(tmp_path):
+    import matplotlib.pyplot as plt
+
+    result = paths("rosenbrock", ["sgd:lr=0.01", "adam:lr=0.03"], steps=50)
+    assert result.paths[0].diverged
+    captured = {}
+    real_savefig = plt.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        ax = fig.axes[0]
+        captured.update(x=ax.get_xlabel(), y=ax.get_ylabel(), z=ax.get_zlabel(),
+                        xlim=ax.get_xlim())
+        return real_savefig(fig, *args, **kwargs)
+
+    plt.Figure.savefig = spy
+    try:
+        pathplots.draw_3d(result, tmp_path / "p3.png")
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert (captured["x"], captured["y"]) == ("x", "y") and "f" in captured["z"]
+    assert captured["xlim"] == pytest.approx((-2.0, 2.0))
+
+
+def test_paths_command_reports_progress_of_every_part(tmp_path, monkeypatch):
+    import descend.lab.console as console
+
+    seen = []
+
+    class Recorder(console.StepBar):
+        def update(self, what, done, total):
+            seen.append((what, done, total))
+            super().update(what, done, total)
+
+    monkeypatch.setattr(console, "StepBar", Recorder)
+    assert main(["paths", "--surface", "quadratic", "--optimizers", "sgd,adam", "--tune-lr",
+                 "--steps", "20", "--animate", "--3d", "--out", str(tmp_path)]) == 0
+    whats = [w for w, _, _ in seen]
+    assert ("paths: adam lr=0.0316", 14, 14) in seen  # 2 optimizers x 7 lr trials
+    assert any(w == "drawing frames" for w in whats)
+    assert whats[-1] == "drawing paths3d.png"

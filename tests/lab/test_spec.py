@@ -31,8 +31,11 @@ def test_every_compare_flag_is_a_grid_or_execution_field():
     compare_parser = parser()._subparsers._group_actions[0].choices["compare"]
     dests = {a.dest for a in compare_parser._actions} - {"help", "config", "json",
                                                           "no_progress"}
+    from descend.lab.suite import SuiteChoice
+
     fields = {f.name for f in dataclasses.fields(Grid)} | {
-        f.name for f in dataclasses.fields(Execution)}
+        f.name for f in dataclasses.fields(Execution)} | {
+        f.name for f in dataclasses.fields(SuiteChoice)}
     assert dests == fields
 
 

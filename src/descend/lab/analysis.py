@@ -7,12 +7,15 @@ seeds. Definitions, also printed under the report's table:
 - target: given, or 90% of the way from the initial validation metric to the best final
   mean validation metric of any row: ``init + 0.9 (best - init)``.
 - steps / seconds to target: the first evaluation at which the seed-mean validation
-  metric reaches the target; seconds are training time (evaluations excluded).
+  metric reaches the target; seconds are CPU seconds of the training thread by default
+  (``clock="wall"``: wall-clock), evaluations excluded.
 - final / best: the test metric at the last evaluation, and the best validation metric
   seen, as mean +- std over the seeds that did not diverge.
 - spread: std over seeds of the final test metric.
 - oscillation: total variation of the full training loss over the evaluations, divided
   by its net decrease, minus 1 (0 for a monotone descent), averaged over seeds.
+- within seed noise: rows whose final test metric's 95% interval over seeds overlaps the
+  best row's (`noise` lines); the seeds cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ class Row:
     step_time_ms: float
     state_bytes_per_param: float
     distance_mean: float = math.nan
+    batch_size: int = 0
+    planned_steps: int = 0
+    final_ci: float = math.nan
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -62,11 +68,15 @@ class Comparison:
     target_given: bool
     lines: list[str]
     tuning: dict[str, list[tuple[float, float, bool]]]  # label -> [(lr, val loss, diverged)]
+    clock: str = "cpu"
+    noise: list[str] = field(default_factory=list)
+    mixed_regimes: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric, "higher_is_better": self.higher_is_better,
                 "target": self.target, "target_given": self.target_given,
-                "rows": [r.to_json() for r in self.rows], "lines": self.lines,
+                "clock": self.clock, "rows": [r.to_json() for r in self.rows],
+                "lines": self.lines, "noise": self.noise,
                 "tuning": {k: [list(t) for t in v] for k, v in self.tuning.items()}}
 
 
@@ -107,15 +117,40 @@ def mean_curve(runs: Sequence[Run], key: str) -> tuple[list[int], list[float], l
     return steps, means, stds
 
 
+def label(spec: Any, mixed: bool) -> str:
+    """The row label of a run; with several regimes in one comparison, mini-batch rows say
+    so too (a spec's own label names only the other regimes)."""
+    return spec.label + (" (minibatch)" if mixed and spec.regime == "minibatch" else "")
+
+
+def mixed_regimes(runs: Iterable[Run]) -> bool:
+    return len({r.spec.regime for r in runs if r.finished}) > 1
+
+
 def group_runs(runs: Iterable[Run], role: str = "main") -> dict[str, list[Run]]:
+    runs = [r for r in runs if r.finished and r.spec.role == role]
+    mixed = mixed_regimes(runs)
     groups: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
-        if run.finished and run.spec.role == role:
-            groups[run.spec.label].append(run)
+        groups[label(run.spec, mixed)].append(run)
     return dict(groups)
 
 
-def compare_runs(runs: Sequence[Run], target: float | None = None) -> Comparison:
+def seconds(record: dict[str, Any], clock: str) -> float:
+    """Training seconds of an eval record: CPU of the training thread, or wall-clock
+    (records from before CPU time was measured have wall-clock only)."""
+    return record.get("cpu", record["time"]) if clock == "cpu" else record["time"]
+
+
+def step_ms(summary: dict[str, Any], clock: str) -> float:
+    return summary.get("step_cpu_ms", summary["step_time_ms"]) if clock == "cpu" \
+        else summary["step_time_ms"]
+
+
+def compare_runs(runs: Sequence[Run], target: float | None = None, clock: str = "cpu"
+                 ) -> Comparison:
+    from .scoring import mean_ci
+
     runs = list(runs)
     main = group_runs(runs, "main")
     if not main:
@@ -146,8 +181,9 @@ def compare_runs(runs: Sequence[Run], target: float | None = None) -> Comparison
             steps_to, secs_to = math.inf, math.inf
         else:
             steps_to = float(steps[reached])
-            secs_to = statistics.fmean(r.evals[reached]["time"] for r in (alive or group))
-        final_mean, final_std = _mean_std([r.evals[-1].get(test_key, math.nan) for r in alive])
+            secs_to = statistics.fmean(seconds(r.evals[reached], clock) for r in (alive or group))
+        finals = [r.evals[-1].get(test_key, math.nan) for r in alive]
+        final_mean, final_std = _mean_std(finals)
         pick = max if classification else min
         best_mean, best_std = _mean_std([pick(r.series(val_key)) for r in alive])
         osc = [oscillation(r.series("train_loss")) for r in alive]
@@ -159,21 +195,44 @@ def compare_runs(runs: Sequence[Run], target: float | None = None) -> Comparison
             seconds_to_target=secs_to, final_mean=final_mean, final_std=final_std,
             best_mean=best_mean, best_std=best_std,
             oscillation=statistics.fmean(osc) if osc else math.nan,
-            step_time_ms=statistics.median(r.summary["step_time_ms"] for r in group),
+            step_time_ms=statistics.median(step_ms(r.summary, clock) for r in group),
             state_bytes_per_param=group[0].summary["state_bytes_per_param"],
-            distance_mean=dist_mean))
+            distance_mean=dist_mean, batch_size=group[0].summary["batch_size"],
+            planned_steps=group[0].summary["planned_steps"], final_ci=mean_ci(finals)[1]))
     rows.sort(key=lambda r: (r.steps_to_target, -r.final_mean if classification
                              else r.final_mean))
     tuning = tuning_results(runs)
     lines = verdicts(rows, classification, tuning)
-    return Comparison(rows, metric, classification, target, target_given, lines, tuning)
+    return Comparison(rows, metric, classification, target, target_given, lines, tuning,
+                      clock, noise_lines(rows, classification), mixed_regimes(runs))
+
+
+def noise_lines(rows: Sequence[Row], higher_is_better: bool) -> list[str]:
+    """Rows the seeds cannot tell apart from the best final test metric (their 95%
+    intervals over seeds overlap), and rows with too few seeds to tell at all."""
+    finite = [r for r in rows if math.isfinite(r.final_mean)]
+    if len(finite) < 2:
+        return []
+    best = (max if higher_is_better else min)(finite, key=lambda r: r.final_mean)
+    if not math.isfinite(best.final_ci):
+        return ["one seed per row: no measure of seed noise; differences may be noise "
+                "(run --seeds 3 or more)"]
+    ties = [r.label for r in finite if r is not best and math.isfinite(r.final_ci)
+            and abs(r.final_mean - best.final_mean) <= r.final_ci + best.final_ci]
+    if not ties:
+        return [f"{best.label} has the best final test metric, outside the 95% intervals "
+                "of every other row"]
+    return [f"within seed noise of the best final test metric ({best.label}): "
+            f"{', '.join(ties)} (95% intervals over seeds overlap)"]
 
 
 def tuning_results(runs: Sequence[Run]) -> dict[str, list[tuple[float, float, bool]]]:
     results: dict[str, list[tuple[float, float, bool]]] = defaultdict(list)
+    mixed = mixed_regimes(runs)
     for run in runs:
         if run.finished and run.spec.role == "tune":
-            key = run.spec.label.replace(run.spec.optimizer, run.spec.optimizer.split(":")[0])
+            key = label(run.spec, mixed).replace(run.spec.optimizer,
+                                                 run.spec.optimizer.split(":")[0])
             val = run.evals[-1]["val_loss"] if run.evals else math.nan
             results[key].append((run.summary["lr"], val, run.summary["diverged"]))
     return {k: sorted(v) for k, v in results.items()}

@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LabError
-from .spec import REGIMES, Execution, Grid, Option, parse_csv, parse_floats, parse_positive
+from .spec import (
+    REGIMES,
+    Execution,
+    Grid,
+    Option,
+    flag_of,
+    parse_csv,
+    parse_floats,
+    parse_positive,
+)
 
 EPILOG = "Run 'descend COMMAND --help' for the options of each command."
 
@@ -68,8 +77,9 @@ def add_fields(p: argparse.ArgumentParser, cls: type) -> None:
         if isinstance(default, bool):
             p.add_argument(flag, action="store_true", **common)
         else:
+            optional = {"nargs": "?", "const": meta.const} if meta.const is not None else {}
             p.add_argument(flag, type=_typed(meta.parse) if meta.parse else None,
-                           metavar=meta.metavar, choices=meta.choices, **common)
+                           metavar=meta.metavar, choices=meta.choices, **optional, **common)
 
 
 def values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
@@ -96,6 +106,15 @@ def _add_compare(sub: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the comparison as JSON instead of tables")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    from .suite import SuiteChoice
+
+    add_fields(p.add_argument_group(
+        "benchmark suites", "With --suite, compare times optimizers to each workload's "
+        "validation target, with the same tuning budget for each (--tune N trials), over "
+        "--seeds fresh seeds, and scores them across workloads with performance profiles "
+        "(see the README). --optimizers, --seeds, --tune, --time, --out and --jobs apply; "
+        "the task, schedule and budget flags do not (each workload fixes them)."),
+        SuiteChoice)
 
 
 def _add_report(sub: Any) -> None:
@@ -160,6 +179,7 @@ def _add_paths(sub: Any) -> None:
     p.add_argument("--out", default=None,
                    help="output directory (default runs/paths/SURFACE)")
     p.add_argument("--json", action="store_true", help="print the paths summary as JSON")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _add_lr_find(sub: Any) -> None:
@@ -168,10 +188,11 @@ def _add_lr_find(sub: Any) -> None:
 
     p = sub.add_parser(
         "lr-find", help="learning-rate range test: sweep the lr, plot the loss, suggest an lr",
-        description="Train a task's model for a few hundred mini-batches while the lr grows "
-        "from --start to --end, plot loss against lr with the suggestions of three rules "
-        "(steepest descent, minimum/10, valley), and print the 'descend compare' arguments "
-        "that train around the suggestion. The model and optimizer are restored afterwards.")
+        description="Train a task's model for --steps mini-batches (default 100) while the "
+        "lr grows from --start to --end, plot loss against lr with the suggestions of three "
+        "rules (steepest descent; minimum/10; valley: the middle of the steep descent), and "
+        "print the 'descend compare' arguments that train with a schedule peaking at the "
+        "suggestion. The model and optimizer are restored afterwards.")
     p.add_argument("--task", default=DEFAULT_TASK, help=f"task (default {DEFAULT_TASK})")
     p.add_argument("--optimizer", default="adam",
                    help="optimizer spec, as for compare (default adam); its lr is swept")
@@ -192,6 +213,7 @@ def _add_lr_find(sub: Any) -> None:
     p.add_argument("--out", default=None, help="output directory (default runs/lr-find/TASK)")
     p.add_argument("--data-dir", default=None, help="IDX folder for mnist-*/fashion-* tasks")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def _add_tune(sub: Any) -> None:
@@ -240,9 +262,55 @@ def _emit(args: argparse.Namespace, cmp: Any, report_path: Any, extra: Any = Non
     print(f"\nreport: {report_path}")
 
 
+SUITE_FLAGS = {"optimizers", "seeds", "tune_trials", "clock", "out", "jobs"}
+
+
+def _suite(args: argparse.Namespace) -> None:
+    from .suite import SuiteChoice, get_suite, run_suite
+
+    given = {**values(args, Grid), **values(args, Execution)}
+    if "cluster" in given:
+        raise ValueError("--cluster does not apply to --suite yet: a suite runs on this "
+                         "machine's pool (--jobs)")
+    for name in given:
+        if name not in SUITE_FLAGS:
+            flag = flag_of(Grid if name in Grid.__dataclass_fields__ else Execution, name)
+            raise ValueError(f"{flag} does not apply to --suite: each workload fixes its task, "
+                             "budget and schedule (allowed: --optimizers, --seeds, --tune, "
+                             "--time, --out, --jobs)")
+    if args.config:
+        raise ValueError("--config does not apply to --suite: a suite tunes every optimizer")
+    choice = SuiteChoice(**values(args, SuiteChoice))
+    suite = get_suite(choice.suite, workloads=choice.workloads, size=choice.size,
+                      optimizers=given.get("optimizers"),
+                      seeds=len(given["seeds"]) if "seeds" in given else None,
+                      trials=given.get("tune_trials"))
+    command = "descend " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else ""
+    result = run_suite(suite, out=given.get("out"), jobs=given.get("jobs"),
+                       measure=given.get("clock", "cpu"),
+                       progress=not args.no_progress,
+                       command=command or f"descend compare --suite {suite.name}")
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, default=str))
+        return
+    from .console import print_suite
+
+    print_suite(result.result)
+    print(f"\nreport: {result.report}")
+
+
 def _compare(args: argparse.Namespace) -> None:
     from .compare import Clock, run_grid
 
+    if getattr(args, "suite", None) is not None:
+        _suite(args)
+        return
+    for flag in ("size", "workloads"):
+        if hasattr(args, flag):
+            raise ValueError(f"--{flag} goes with --suite")
+    if getattr(args, "clock", "cpu") == "steps":
+        raise ValueError("--time steps goes with --suite (compare shows steps to target in a "
+                         "column of its own; --time picks what its seconds measure)")
     clock = Clock()
     options = values(args, Grid)
     if args.config:
@@ -253,7 +321,7 @@ def _compare(args: argparse.Namespace) -> None:
         options.setdefault("schedules", [config["schedule"]])
     grid, where = Grid(**options), Execution(**values(args, Execution))
     clock.lap("validate")
-    result = run_grid(grid, where, progress=not (args.no_progress or args.json), clock=clock)
+    result = run_grid(grid, where, progress=not args.no_progress, clock=clock)
     _emit(args, result.comparison, result.report, result.to_json() if args.json else None)
 
 
@@ -261,7 +329,25 @@ def _report(args: argparse.Namespace) -> None:
     from .lock import folder_lock
     from .records import check_run_dir
     from .report import build_report
+    from .suite import is_suite_folder
 
+    if is_suite_folder(args.run_dir):
+        from .suitereport import build_suite_report
+
+        if args.target is not None:
+            raise ValueError("--target does not apply to a suite: each workload declares its "
+                             "own")
+        with folder_lock(check_run_dir(args.run_dir), what="RUN_DIR") as run_dir:
+            analysis, path = build_suite_report(run_dir)
+        if args.json:
+            print(json.dumps({**analysis.to_json(), "report": str(path)}, indent=2,
+                             default=str))
+            return
+        from .console import print_suite
+
+        print_suite(analysis)
+        print(f"\nreport: {path}")
+        return
     with folder_lock(check_run_dir(args.run_dir), what="RUN_DIR") as run_dir:
         cmp, path = build_report(run_dir, args.target)
     _emit(args, cmp, path)
@@ -295,18 +381,25 @@ def _list(args: argparse.Namespace) -> None:
 
 
 def _paths(args: argparse.Namespace) -> None:
-    from . import pathplots, registry
+    from . import registry
+    from .console import StepBar
     from .lock import writable_folder
     from .paths import paths
 
-    result = paths(args.surface, args.optimizers, steps=args.steps, start=args.start,
-                   noise=args.noise, regime=args.regime, batch_size=args.batch_size,
-                   seed=args.seed, clip=args.clip, tune_lr=args.tune_lr,
-                   schedule=registry.canonical_schedule(args.schedule),
-                   tolerance=args.tolerance)
-    out = writable_folder(args.out or Path("runs") / "paths" / result.surface.name)
-    files = pathplots.save(result, out, gif=args.animate, mp4=args.mp4,
-                           three_d=args.three_d)
+    with StepBar(enabled=not args.no_progress) as bar:
+        result = paths(args.surface, args.optimizers, steps=args.steps, start=args.start,
+                       noise=args.noise, regime=args.regime, batch_size=args.batch_size,
+                       seed=args.seed, clip=args.clip, tune_lr=args.tune_lr,
+                       schedule=registry.canonical_schedule(args.schedule),
+                       tolerance=args.tolerance, progress=bar.update)
+        out = writable_folder(args.out or Path("runs") / "paths" / result.surface.name)
+        bar.update("drawing paths.png", 0, 1)
+        from . import pathplots  # matplotlib: only once the paths are known to be valid
+
+        files = pathplots.save(result, out, gif=args.animate, mp4=args.mp4,
+                               three_d=args.three_d,
+                               progress=lambda what, done, total: bar.update(
+                                   f"drawing {what}", done, total))
     rows = [{"optimizer": p.label, "lr": p.lr, "steps_to_tolerance": p.steps_to_tolerance,
              "final_distance": p.final_distance, "final_loss": p.final_loss,
              "diverged": p.diverged, "diverged_at": p.diverged_at} for p in result.paths]
@@ -327,21 +420,27 @@ def _paths(args: argparse.Namespace) -> None:
 
 
 def _lr_find(args: argparse.Namespace) -> None:
+    from .console import StepBar
     from .lrfind import find_lr
 
-    report = find_lr(args.task, args.optimizer, start=args.start, end=args.end,
-                     steps=args.steps, mode=args.mode, batch_size=args.batch_size,
-                     seed=args.seed, schedule=args.schedule, rule=args.rule, out=args.out,
-                     data_dir=args.data_dir)
+    with StepBar(enabled=not args.no_progress) as bar:
+        report = find_lr(args.task, args.optimizer, start=args.start, end=args.end,
+                         steps=args.steps, mode=args.mode, batch_size=args.batch_size,
+                         seed=args.seed, schedule=args.schedule, rule=args.rule,
+                         out=args.out, data_dir=args.data_dir, progress=bar.update)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
         return
     from .console import print_table
+    from .lrfind import PEAK_WHY
 
     result = report.result
     notes = [f"{len(result.lrs)} steps; stopped: {result.stop_reason}"]
     if report.compare_args:
-        notes.append("train around it:  descend compare --task " + args.task + " "
+        lr = result.suggestions[args.rule]
+        notes.append(f"train around the {args.rule} suggestion ({lr:.3g}; {args.schedule}: "
+                     f"{PEAK_WHY}):")
+        notes.append("  descend compare --task " + args.task + " "
                      + " ".join(report.compare_args))
     notes.append(f"wrote {report.plot} and {report.json}")
     print_table(f"lr range test — {args.task}, {report.optimizer}", ["rule", "suggested lr"],
@@ -356,7 +455,7 @@ def _tune(args: argparse.Namespace) -> None:
     space = Space.from_file(args.space) if args.space else Space()
     space = dataclasses.replace(space, **values(args, Space))  # validates again
     settings = TuneSettings(**values(args, TuneSettings), space=space)
-    best = tune(settings, progress=not (args.no_progress or args.json))
+    best = tune(settings, progress=not args.no_progress)
     if args.json:
         print(json.dumps(best, indent=2, default=str))
         return

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import machine
 from .analysis import Comparison
 from .console import ProgressDisplay
 from .lock import folder_lock
-from .records import finished, write_json_atomic
+from .records import finished, read_json, write_json_atomic
 from .report import build_report, warm_up
 from .runner import execute, one_thread, pending, task_key
 from .spec import Execution, Grid, best_lrs, split_options
@@ -135,20 +136,32 @@ def _train_and_report(grid: Grid, where: Execution, task: Task, own: bool, out: 
         executor = make_executor(jobs, {task_key(known[0]): task}, todo, own_task=own)
     ran = 0
     clock.lap("prepare")
+    old = read_json(out / "grid.json") if (out / "grid.json").exists() else {}
+    about = {**machine.describe(getattr(executor, "jobs", 1)),
+             **({"parallel_runs": "a Dask cluster's"} if cluster is not None else {})}
     try:
         if todo and hasattr(executor, "start"):
             executor.start()
             if isinstance(executor, LocalPool):  # this process only waits while they train
                 warm_up()
         clock.lap("start")
-        with ProgressDisplay(grid.planned_runs(), progress, console) as show:
+        with machine.LoadSampler() as load, \
+                ProgressDisplay(grid.planned_runs(), progress, console) as show:
             ran += execute(tune, out, executor, show)
             tuned = best_lrs(grid, task, lambda s: finished(out, s)) if grid.tune_lr else {}
             main = grid.main_specs(task, tuned)
-            write_json_atomic(out / "grid.json", {
-                **grid.to_json(), "run_ids": [s.run_id for s in tune + main],
-                "tuned_lrs": {" ".join(k): v for k, v in tuned.items()}})
+            ids = [s.run_id for s in tune + main]
+            # Load measured in earlier sessions of the same grid (an interrupted command
+            # run again) still describes some of its runs.
+            sessions = old.get("sessions", []) if old.get("run_ids") == ids else []
+            state = {**grid.to_json(), "run_ids": ids, "machine": about,
+                     "tuned_lrs": {" ".join(k): v for k, v in tuned.items()},
+                     "sessions": sessions}
+            write_json_atomic(out / "grid.json", state)
             ran += execute(main, out, executor, show)
+        if ran:
+            state["sessions"] = [*sessions, {**load.summary(), "runs_trained": ran}]
+            write_json_atomic(out / "grid.json", state)
         clock.lap("train")
     finally:
         if cluster is None:

@@ -44,7 +44,29 @@ def print_comparison(cmp: Any, console: Any = None) -> None:
     from .report import headers, table_rows
 
     print_table("descend compare", headers(cmp), table_rows(cmp),
-                notes=[f"  • {line}" for line in cmp.lines], console=console)
+                notes=[*(f"  {n}" for n in cmp.noise), *(f"  • {line}" for line in cmp.lines)],
+                console=console)
+
+
+def print_suite(analysis: Any, console: Any = None) -> None:
+    """A suite's score table, then each workload's table with its noise notes."""
+    from .suitereport import (
+        WORKLOAD_HEADERS,
+        cost,
+        summary_headers,
+        summary_rows,
+        target_text,
+        workload_rows,
+    )
+
+    console = console or terminal()
+    for w in analysis.workloads:
+        print_table(f"{w.workload}: {target_text(w)} within {w.budget_steps:,} steps",
+                    WORKLOAD_HEADERS, workload_rows(w), console=console,
+                    notes=[f"  {n}" for n in w.notes])
+    print_table(f"descend suite {analysis.suite['name']!r} — score across workloads",
+                summary_headers(analysis), summary_rows(analysis), console=console,
+                notes=[f"  {analysis.machine} {cost(analysis)}"])
 
 
 class ProgressDisplay:
@@ -59,9 +81,11 @@ class ProgressDisplay:
             TimeElapsedColumn,
         )
 
+        # On stderr: a command's output (its tables, or --json) stays clean on stdout.
         self.progress = Progress(TextColumn("{task.description:<42}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
-                                 TimeElapsedColumn(), console=console, disable=not enabled)
+                                 TimeElapsedColumn(), console=console or terminal_err(),
+                                 disable=not enabled)
         self.overall = self.progress.add_task("all runs", total=total, loss="")
         self.tasks: dict[str, Any] = {}
 
@@ -101,7 +125,7 @@ class TrialBar:
 
         self.progress = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[best]}"), disable=not enabled,
-                                 console=console)
+                                 console=console or terminal_err())
         self.task = self.progress.add_task("trials", total=total, completed=done, best="")
 
     def __enter__(self) -> TrialBar:
@@ -121,3 +145,40 @@ class TrialBar:
         except ValueError:
             best = ""
         self.progress.update(self.task, best=best)
+
+
+class StepBar:
+    """One progress bar for a command made of counted steps (paths to run, frames to
+    draw): `update(what, done, total)` shows what is being done, and how far along."""
+
+    def __init__(self, enabled: bool = True, console: Any = None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(TextColumn("{task.description:<34}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=console or terminal_err(), disable=not enabled,
+                                 transient=True)
+        self.task = self.progress.add_task("", total=None)
+
+    def __enter__(self) -> StepBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def update(self, what: str, done: int, total: int) -> None:
+        self.progress.update(self.task, description=what[:34], completed=done, total=total)
+
+
+def terminal_err() -> Any:
+    """Progress goes to stderr, so that a command's output (a table, JSON) stays clean."""
+    from rich.console import Console
+
+    return Console(stderr=True)

@@ -162,14 +162,16 @@ def paths(surface: str | Surface, optimizers: Sequence[str] | Mapping[str, Any] 
           start: Sequence[float] | None = None, noise: float = 0.0, regime: str = "minibatch",
           batch_size: int = 16, seed: int = 0, clip: float | None = None,
           tune_lr: bool = False, schedule: str = "constant",
-          tolerance: float = 1e-3) -> PathsResult:
+          tolerance: float = 1e-3,
+          progress: Callable[[str, int, int], None] | None = None) -> PathsResult:
     """Run every optimizer on `surface` and return the paths.
 
     `optimizers` is a list of lab specs (``"adam:lr=0.1"``) or a mapping from label to a spec
     or to a factory ``params -> optimizer`` (a user's own recipe). Nothing is clipped unless
     `clip` is given. With `tune_lr`, each spec-named optimizer runs at its default lr times
     each of `TUNE_FACTORS` and keeps the lr with the lowest final loss (the same budget for
-    every optimizer); factories are not tuned.
+    every optimizer); factories are not tuned. `progress(what, done, total)` hears of
+    every path run (lr trials included).
     """
     surf = get_surface(surface) if isinstance(surface, str) else surface
     start = tuple(map(float, start if start is not None else surf.start))
@@ -182,12 +184,22 @@ def paths(surface: str | Surface, optimizers: Sequence[str] | Mapping[str, Any] 
         raise ValueError(f"clip must be > 0, got {clip!r}")
     std = noise_std(noise, regime, batch_size)
     entries = dict(optimizers) if isinstance(optimizers, Mapping) else {o: o for o in optimizers}
+    total = sum(1 if callable(w) or not tune_lr else len(TUNE_FACTORS) for w in entries.values())
+    done = 0
+
+    def tick(label: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(f"paths: {label}", done, total)
+
     results = []
     for label, what in entries.items():
         common = dict(steps=steps, start=start, noise=std, seed=seed, clip=clip,
                       tolerance=tolerance, label=label)
         if callable(what):
             results.append(descend_path(surf, what, **common))
+            tick(label)
             continue
         spec = canonical_optimizer(what)
         if OPTIMIZERS[spec.split(":")[0]].matrices:
@@ -200,12 +212,14 @@ def paths(surface: str | Surface, optimizers: Sequence[str] | Mapping[str, Any] 
 
         if not tune_lr:
             results.append(descend_path(surf, factory, lr=optimizer_lr(spec), **common))
+            tick(label)
             continue
         trials = []
         for lr in lr_sweep(optimizer_lr(spec), len(TUNE_FACTORS)):
             tried = spec_with_lr(spec, lr)
             result = descend_path(surf, lambda p, s=tried: factory(p, s), lr=lr, **common)
             trials.append((lr, math.inf if result.diverged else result.final_loss, result))
+            tick(f"{label} lr={lr:g}")
         best = min(trials, key=lambda t: (t[1], t[0]))
         best[2].lr_trials = [(lr, loss) for lr, loss, _ in trials]
         results.append(best[2])

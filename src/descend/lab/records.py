@@ -31,6 +31,12 @@ from typing import Any
 from .errors import LabError
 from .spec import RunSpec
 
+# Fields that measure the machine rather than the computation: identical runs differ in
+# them (wall and CPU time, the host, its load). Everything else in a record is reproducible.
+MEASURED_EVAL = ("time", "cpu")
+MEASURED_SUMMARY = ("step_time_ms", "step_cpu_ms", "train_time", "cpu_time", "host",
+                    "load")
+
 
 class RecordsError(LabError):
     """A results file is corrupt or not a descend results file."""

@@ -30,6 +30,9 @@ class OptimizerEntry:
     # Optimizers that route by parameter names or shapes (MuonAdamW) are built from the
     # model itself; on a surface's one point vector they would have no matrix to act on.
     matrices: bool = False
+    # Hyperparameters that follow the lr's schedule in proportion to the lr (MuonAdamW's
+    # adamw_lr), so that a schedule, and tuning the lr, move every group's lr together.
+    scaled: tuple[str, ...] = ()
 
 
 # The lab's default learning rates: torch's defaults for the adaptive methods (RMSprop at
@@ -73,9 +76,11 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
                            "LARS (heavy-ball momentum with layer-wise trust ratio)"),
     "soap": OptimizerEntry(descend.SOAP, {}, 3e-3, "SOAP (Adam in Shampoo's eigenbasis)"),
     # The form Muon is trained in: Muon for hidden matrices, AdamW for the rest. lr 0.02
-    # is Muon's reference value (Jordan et al.); the AdamW groups keep 1e-3.
+    # is Muon's reference value (Jordan et al.); the AdamW groups start at 1e-3 and follow
+    # the lr's schedule in proportion (a warmup-cosine run decays both).
     "muon": OptimizerEntry(descend.MuonAdamW, {}, 0.02,
-                           "Muon on hidden matrices, AdamW on the rest", matrices=True),
+                           "Muon on hidden matrices, AdamW on the rest", matrices=True,
+                           scaled=("adamw_lr",)),
 }
 
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
@@ -208,6 +213,11 @@ def build_optimizer(text: str, params: torch.nn.Module | Iterable[Tensor],
     entry = OPTIMIZERS[name]
     kwargs = {**entry.fixed, "lr": entry.lr, **options}
     if schedule is not None:
+        lr = float(kwargs["lr"])
+        for key in entry.scaled:
+            value = kwargs.get(key, _defaults(entry.cls).get(key))
+            if isinstance(value, (int, float)) and lr > 0:
+                kwargs[key] = (float(value) / lr) * schedule
         kwargs["lr"] = schedule
     if isinstance(params, torch.nn.Module) and not entry.matrices:
         params = params.parameters()

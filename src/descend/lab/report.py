@@ -55,57 +55,81 @@ def metric_text(cmp: Comparison, mean: float, std: float) -> str:
     return f"{fmt(mean, 4)} ± {fmt(std, 2)}"
 
 
-COLUMNS = ("configuration", "lr", "steps to target", "s to target", "final test {m}",
-           "best val {m}", "spread", "oscillation", "ms/step", "state B/param", "diverged")
+COLUMNS = ("configuration", "lr", "steps to target", "{clock} s to target", "final test {m}",
+           "best val {m}", "spread", "oscillation", "{clock} ms/step", "state B/param",
+           "diverged")
+CLOCK = {"cpu": "CPU", "wall": "wall"}
 
 
 def table_rows(cmp: Comparison) -> list[list[str]]:
     out = []
     for r in cmp.rows:
         spread = (f"{100 * r.final_std:.2f}%" if cmp.metric == "acc" else fmt(r.final_std))
-        out.append([r.label, f"{r.lr:g}", fmt(r.steps_to_target, 6),
-                    fmt(r.seconds_to_target, 3), metric_text(cmp, r.final_mean, r.final_std),
-                    metric_text(cmp, r.best_mean, r.best_std), spread, fmt(r.oscillation, 2),
-                    fmt(r.step_time_ms, 3), fmt(r.state_bytes_per_param, 3),
-                    f"{r.diverged}/{r.seeds}"])
+        row = [r.label, f"{r.lr:g}", fmt(r.steps_to_target, 6),
+               fmt(r.seconds_to_target, 3), metric_text(cmp, r.final_mean, r.final_std),
+               metric_text(cmp, r.best_mean, r.best_std), spread, fmt(r.oscillation, 2),
+               fmt(r.step_time_ms, 3), fmt(r.state_bytes_per_param, 3),
+               f"{r.diverged}/{r.seeds}"]
+        if cmp.mixed_regimes:  # rows ran different budgets: say which
+            row.insert(1, f"{r.planned_steps:,} × {r.batch_size:,}")
+        out.append(row)
     return out
 
 
 def headers(cmp: Comparison) -> list[str]:
     name = "acc" if cmp.metric == "acc" else "loss"
-    return [c.format(m=name) for c in COLUMNS]
+    out = [c.format(m=name, clock=CLOCK.get(cmp.clock, cmp.clock)) for c in COLUMNS]
+    if cmp.mixed_regimes:
+        out.insert(1, "steps × batch")
+    return out
 
 
 # -- plots -----------------------------------------------------------------------------------
 
 
 def _band(ax: Any, x: Sequence[float], mean: Sequence[float], std: Sequence[float],
-          label: str, color: Any) -> None:
-    ax.plot(x, mean, label=label, color=color, lw=1.6)
+          label: str, style: dict[str, Any]) -> None:
+    ax.plot(x, mean, label=label, lw=1.6, **style)
     lo = [m - s for m, s in zip(mean, std)]
     hi = [m + s for m, s in zip(mean, std)]
-    ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+    ax.fill_between(x, lo, hi, color=style["color"], alpha=0.15, lw=0)
 
 
 def _curves_plot(groups: dict[str, list[Run]], key: str, path: Path, *, ylabel: str,
                  xaxis: str = "step", log: bool = False, title: str = "") -> Path:
+    """Mean ± std over seeds of `key`, one line per row. Lines that coincide (the lr of two
+    optimizers with the same lr) stay visible: each has its own dashes and staggered
+    markers, and the legend names the row it equals."""
+    from . import plotstyle
+
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     fig.subplots_adjust(**MARGINS)
-    for i, (label, runs) in enumerate(sorted(groups.items())):
+    curves = {}
+    for label, runs in sorted(groups.items()):
         steps, mean, std = mean_curve(runs, key)
         if not steps:
             continue
-        if xaxis == "time":
-            _, x, _ = mean_curve(runs, "time")
+        if xaxis in ("cpu", "time"):
+            clock = xaxis if all(xaxis in e for r in runs for e in r.evals) else "time"
+            _, x, _ = mean_curve(runs, clock)
+        elif xaxis == "epoch":
+            _, x, _ = mean_curve(runs, "epoch")
         else:
             x = steps
-        _band(ax, x, mean, std, label, f"C{i % 10}")
-    ax.set_xlabel("training time (s)" if xaxis == "time" else "step")
+        curves[label] = (x, mean, std)
+    same = plotstyle.coinciding({k: v[1] for k, v in curves.items()})
+    for i, (label, (x, mean, std)) in enumerate(curves.items()):
+        _band(ax, x, mean, std, plotstyle.legend_label(label, same),
+              plotstyle.style(i, len(x), len(curves)))
+    ax.set_xlabel({"cpu": "training time (CPU s of the training thread)",
+                   "time": "training time (wall-clock s)",
+                   "epoch": "epochs (passes over the training data)"}.get(xaxis, "step"))
     ax.set_ylabel(ylabel)
     ax.set_title(title or f"{ylabel} (mean ± std over seeds)")
     if log:
         ax.set_yscale("log")
+        plotstyle.readable_log(ax, "y")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.savefig(path, dpi=100)
@@ -138,12 +162,17 @@ def _sensitivity_plot(cmp: Comparison, path: Path) -> Path:
 
 def draw_plots(runs: Sequence[Run], cmp: Comparison, out: Path) -> list[tuple[str, Path]]:
     groups = group_runs(runs, "main")
+    clock = "cpu" if cmp.clock == "cpu" else "time"
     plots = [
         ("Training loss against steps", _curves_plot(
             groups, "train_loss", out / "loss_steps.png", ylabel="training loss", log=True)),
-        ("Training loss against training time", _curves_plot(
-            groups, "train_loss", out / "loss_time.png", ylabel="training loss", log=True,
-            xaxis="time")),
+        (f"Training loss against training time ({CLOCK.get(cmp.clock, cmp.clock)} seconds)",
+         _curves_plot(groups, "train_loss", out / "loss_time.png", ylabel="training loss",
+                      log=True, xaxis=clock)),
+        *([("Training loss against epochs (regimes take different numbers of steps per "
+            "pass over the data)", _curves_plot(
+                groups, "train_loss", out / "loss_epochs.png", ylabel="training loss",
+                log=True, xaxis="epoch"))] if cmp.mixed_regimes else []),
         ("Validation loss", _curves_plot(groups, "val_loss", out / "val_loss.png",
                                          ylabel="validation loss", log=True)),
     ]
@@ -155,7 +184,7 @@ def draw_plots(runs: Sequence[Run], cmp: Comparison, out: Path) -> list[tuple[st
             groups, "distance", out / "distance.png", ylabel="‖θ − θ*‖", log=True)))
     plots.append(("Learning rate used", _curves_plot(
         groups, "lr", out / "lr.png", ylabel="learning rate", log=True,
-        title="learning rate actually used")))
+        title="learning rate actually used (equal curves: '= row' in the legend)")))
     if cmp.tuning:
         plots.append(("Learning-rate sensitivity", _sensitivity_plot(
             cmp, out / "lr_sensitivity.png")))
@@ -179,24 +208,43 @@ def _definitions(cmp: Comparison) -> list[str]:
         f"Metric: {metric} ({'higher' if cmp.higher_is_better else 'lower'} is better); "
         f"target = {target} ({how}).",
         "Steps / seconds to target: first evaluation where the seed-mean validation metric "
-        "reaches the target (training time, evaluations excluded).",
+        "reaches the target; seconds are "
+        + ("CPU seconds of the training thread" if cmp.clock == "cpu" else
+           "wall-clock seconds") + " (evaluations excluded).",
         "Final: test metric at the end; best: best validation metric; mean ± std over "
         "seeds that did not diverge. Spread: std of the final test metric over seeds.",
         "Oscillation: total variation of the training loss over evaluations / net "
         "decrease − 1 (0 = monotone).",
-        "ms/step: median time of optimizer.step(); state: optimizer state bytes per "
-        "parameter.",
+        "ms/step: median " + ("CPU" if cmp.clock == "cpu" else "wall-clock")
+        + " time of optimizer.step(); state: optimizer state bytes per parameter.",
+        "Within seed noise: 95% intervals (Student's t over seeds) of the final test metric "
+        "overlap.",
     ]
 
 
-def _context(runs: Sequence[Run], grid: dict[str, Any] | None) -> list[str]:
+def _context(runs: Sequence[Run], grid: dict[str, Any] | None, cmp: Comparison) -> list[str]:
+    from . import machine
+
     main = [r for r in runs if r.finished and r.spec.role == "main"]
     spec = main[0].spec
     summary = main[0].summary
     seeds = sorted({r.spec.seed for r in main})
-    lines = [f"Task: {spec.task}; {summary['n_params']:,} parameters; batch "
-             f"{summary['batch_size']} ({spec.regime}); {summary['planned_steps']} steps "
-             f"({summary['steps_per_epoch']} per epoch); seeds {seeds}."]
+    regimes: dict[str, dict[str, Any]] = {}
+    for r in main:
+        regimes.setdefault(r.spec.regime, r.summary)
+    budgets = "; ".join(
+        f"{regime}: batch {s['batch_size']:,}, {s['planned_steps']:,} steps "
+        f"({s['steps_per_epoch']:,} per epoch)" for regime, s in regimes.items())
+    lines = [f"Task: {spec.task}; {summary['n_params']:,} parameters; {budgets}; "
+             f"seeds {seeds}."]
+    if "n_val" in summary:
+        n_val = summary["n_val"]
+        unit = (f"; one example is {100 / n_val:.2f} points of accuracy, so smaller "
+                "differences cannot be measured on it" if cmp.metric == "acc" else "")
+        lines.append(f"Data: {summary['n_train']:,} training, {n_val:,} validation, "
+                     f"{summary['n_test']:,} test examples{unit}.")
+    if grid and grid.get("machine"):
+        lines.append(machine.sentence(grid["machine"], grid.get("sessions", [])))
     if grid and grid.get("tune_lr"):
         budget = (f"lr grid {list(grid['lr_grid'])}" if grid.get("lr_grid") else
                   f"{grid['tune_points']} log-spaced lrs from 1/30x to 30x of each default")
@@ -216,6 +264,7 @@ def render_markdown(cmp: Comparison, plots: list[tuple[str, Path]], context: lis
     out.append("|" + "---|" * len(hs))
     for row in table_rows(cmp):
         out.append("| " + " | ".join(row) + " |")
+    out += ["", *[f"**{n}**" for n in cmp.noise], ""] if cmp.noise else []
     out += ["", *[f"- {d}" for d in _definitions(cmp)], "", "## Strengths and weaknesses", ""]
     out += [f"- {line}" for line in cmp.lines] or ["- (one configuration only)"]
     out += ["", "## Plots", ""]
@@ -243,7 +292,9 @@ def render_html(cmp: Comparison, plots: list[tuple[str, Path]], context: list[st
              *[f"<th>{e(h)}</th>" for h in headers(cmp)], "</tr></thead><tbody>"]
     for row in table_rows(cmp):
         parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
-    parts.append("</tbody></table><ul class='defs'>")
+    parts.append("</tbody></table>")
+    parts += [f"<p><b>{e(n)}</b></p>" for n in cmp.noise]
+    parts.append("<ul class='defs'>")
     parts += [f"<li>{e(d)}</li>" for d in _definitions(cmp)]
     parts.append("</ul><h2>Strengths and weaknesses</h2><ul>")
     parts += [f"<li>{e(line)}</li>" for line in cmp.lines]
@@ -268,9 +319,9 @@ def build_report(run_dir: str | Path, target: float | None = None) -> tuple[Comp
         wanted = set(grid["run_ids"])
         runs = [r for r in runs if r.spec.run_id in wanted]
         target = grid.get("target") if target is None else target
-    cmp = compare_runs(runs, target)
+    cmp = compare_runs(runs, target, (grid or {}).get("clock", "cpu"))
     plots = draw_plots(runs, cmp, run_dir)
-    context = _context(runs, grid)
+    context = _context(runs, grid, cmp)
     write_text_atomic(run_dir / "report.md", render_markdown(cmp, plots, context))
     html_path = write_text_atomic(run_dir / "report.html", render_html(cmp, plots, context))
     write_json_atomic(run_dir / "summary.json", cmp.to_json())

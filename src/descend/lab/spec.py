@@ -169,6 +169,7 @@ class Option:
     metavar: str | None = None
     choices: Sequence[str] | None = None
     default_text: str | None = None  # the default as the help shows it, when not the value
+    const: Any = None  # the value of the flag given without one (an optional value)
 
 
 def option(help: str, **kwargs: Any) -> dict[str, Any]:
@@ -273,6 +274,11 @@ class Grid:
         flag="--tune", parse=parse_count, metavar="N", default_text="no study"))
     data_dir: str | None = field(default=None, metadata=option(
         "folder of IDX files for the mnist-* and fashion-* tasks"))
+    clock: str = field(default="cpu", metadata=option(
+        "what 'seconds to target' measures: cpu (CPU time of the training thread, which "
+        "other work on the machine hardly changes) or wall (wall-clock); with --suite, "
+        "also steps: what the performance profiles and the score rank by",
+        flag="--time", choices=("cpu", "wall", "steps")))
 
     def __post_init__(self) -> None:
         from . import registry
@@ -309,6 +315,9 @@ class Grid:
                (lr > 0 and math.isfinite(lr)) for lr in self.lr_grid):
             raise ValueError(f"lr_grid (--lr-grid) values must be finite numbers > 0, got "
                              f"{', '.join(map(str, self.lr_grid))}")
+        if self.clock not in ("cpu", "wall"):
+            raise ValueError(f"clock (--time) must be cpu or wall, got {self.clock!r} (steps "
+                             "to target have a column of their own)")
         if self.target is not None and (isinstance(self.target, bool) or not isinstance(
                 self.target, (int, float)) or not math.isfinite(self.target)):
             raise ValueError(f"target (--target) must be a finite number, got {self.target!r}")

@@ -33,6 +33,9 @@ class Task:
             optimizers should approach; the records then carry the distance to it.
         epochs, batch_size: the task's default budget.
         description: one line for `--help` and reports.
+        train_eval: evaluate the training loss on this many training examples (a fixed
+            subset) instead of all of them, for tasks whose training set is large.
+        flush_denormal: train with subnormal floats flushed to zero (see `_autoencoder`).
     """
 
     name: str
@@ -45,6 +48,8 @@ class Task:
     batch_size: int = 64
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    train_eval: int | None = None
+    flush_denormal: bool = False
 
     @cached_property
     def splits(self) -> Splits:
@@ -168,6 +173,67 @@ def _idx(dataset: str, hidden: int, name: str) -> Callable[..., Task]:
     return make
 
 
+SIZES = ("test", "quick", "default", "large")
+
+
+def _check_size(name: str, size: str) -> str:
+    if size not in SIZES:
+        raise ValueError(f"task {name!r}: unknown size {size!r}; available: {', '.join(SIZES)}")
+    return size
+
+
+# The transformer's shape at each size: (context, width, layers, heads, share of the corpus).
+# "default" trains in about two minutes on one core with the workload's budget; "large"
+# is for machines with more time to spend.
+GPT_SIZES = {"test": (32, 32, 2, 2, 1.0), "quick": (32, 48, 2, 4, 1.0),
+             "default": (64, 64, 2, 4, 1.0), "large": (128, 128, 4, 4, 1.0)}
+
+
+def _pydoc_gpt(size: str = "default", **_: Any) -> Task:
+    from . import textlm
+
+    context, width, layers, heads, fraction = GPT_SIZES[_check_size("pydoc-gpt", size)]
+    cfg = textlm.GPTConfig(context=context, width=width, layers=layers, heads=heads)
+    return Task("pydoc-gpt", lambda: textlm.text_splits(context, fraction),
+                lambda: textlm.TinyGPT(cfg), textlm.byte_loss, classification=False,
+                epochs=1, batch_size=32, train_eval=256,
+                description=f"decoder-only transformer ({layers} layers, width {width}, "
+                f"context {context}) on the bytes of Python's pydoc_data.topics; loss in "
+                "nats per byte")
+
+
+class Autoencoder(nn.Module):
+    """Hinton & Salakhutdinov's (2006) deep autoencoder, scaled to 8x8 digits: logistic
+    units around a linear 16-unit code, linear output."""
+
+    def __init__(self, sizes: tuple[int, ...] = (64, 256, 128, 64, 16, 64, 128, 256, 64)
+                 ) -> None:
+        super().__init__()
+        code = sizes.index(min(sizes))
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i + 1 not in (code, len(sizes) - 1):
+                layers.append(nn.Sigmoid())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def _autoencoder(**_: Any) -> Task:
+    def splits() -> Splits:
+        d = datasets.digits()
+        return Splits(d.x_train, d.x_train, d.x_val, d.x_val, d.x_test, d.x_test)
+
+    # Saturated logistic units produce subnormal floats, which make a CPU step several
+    # times slower on some seeds and lrs: that would be timed as the optimizer's cost.
+    return Task("digits-autoencoder", splits, Autoencoder, mse, classification=False,
+                epochs=100, batch_size=64, flush_denormal=True,
+                description="deep autoencoder 64-256-128-64-16 (logistic units) on digits, "
+                "reconstruction MSE; SGD stalls on its plateau, adaptive methods do not")
+
+
 TASKS: dict[str, Callable[..., Task]] = {
     "digits-mlp": _digits((64,), "digits-mlp",
                           "scikit-learn digits (8x8, real, offline), MLP 64-64-10 [default]"),
@@ -178,6 +244,8 @@ TASKS: dict[str, Callable[..., Task]] = {
                             "MNIST-1D (generated offline), MLP 40-100-100-10"),
     "mnist1d-cnn": _mnist1d("mnist1d-cnn", MNIST1DConvNet,
                             "MNIST-1D, the paper's 3-layer CNN"),
+    "pydoc-gpt": _pydoc_gpt,
+    "digits-autoencoder": _autoencoder,
     "mnist-mlp128": _idx("mnist", 128, "mnist-mlp128"),
     "mnist-mlp512": _idx("mnist", 512, "mnist-mlp512"),
     "fashion-mlp128": _idx("fashion-mnist", 128, "fashion-mlp128"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -35,6 +38,36 @@ def evaluate(model: nn.Module, task: Task, x: Tensor, y: Tensor) -> tuple[float,
     return loss, acc
 
 
+@contextlib.contextmanager
+def flushing_denormals(enabled: bool):
+    """Flush subnormal floats to zero for the block, when asked and the CPU supports it
+    (torch has no getter: the lab never turns it on elsewhere, so off is restored)."""
+    if not enabled or not torch.set_flush_denormal(True):
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train_subset(task: Task) -> tuple[Tensor, Tensor]:
+    """The training examples the training loss is evaluated on: all, or a fixed subset."""
+    data = task.splits
+    k = task.train_eval
+    if k is None or k >= len(data.x_train):
+        return data.x_train, data.y_train
+    idx = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(0))[:k]
+    return data.x_train[idx], data.y_train[idx]
+
+
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # not every platform has one
+        return math.nan
+
+
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
     return sum(v.numel() * v.element_size() for s in optimizer.state.values()
                for v in s.values() if torch.is_tensor(v))
@@ -47,7 +80,19 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
     Within a seed every optimizer starts from the same weights and sees the same batches:
     the model is built right after ``torch.manual_seed(seed)`` and batches come from a
     permutation generator seeded with the seed alone.
+
+    Time is measured twice, evaluations excluded: `time` is wall-clock seconds, `cpu` the
+    CPU seconds of this (the training) thread, which other processes on a shared machine
+    do not inflate. Runs use one torch thread (`runner.one_thread`), so the training
+    thread does all of the work.
     """
+    with flushing_denormals(task.flush_denormal):
+        return _train(spec, task, write, progress)
+
+
+def _train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
+           progress: Progress | None) -> dict[str, Any]:
+    load_start = _load()
     data = task.splits
     n = len(data.x_train)
     batch = spec.batch(n)
@@ -63,9 +108,11 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
     eval_at = set(torch.linspace(0, total, min(spec.evals, total) + 1).round().long().tolist())
 
     step_times: list[float] = []
+    step_cpu: list[float] = []
     batch_losses: list[float] = []
     grad_norm = update_norm = math.nan
-    train_time = 0.0
+    train_time = cpu_time = 0.0
+    x_fit, y_fit = _train_subset(task)
     diverged_at: int | None = None
 
     last: dict[str, Any] = {}
@@ -78,12 +125,13 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
     def record(step: int) -> float:
         if switches:
             opt.eval()
-        train_loss, train_acc = evaluate(model, task, data.x_train, data.y_train)
+        train_loss, train_acc = evaluate(model, task, x_fit, y_fit)
         val_loss, val_acc = evaluate(model, task, data.x_val, data.y_val)
         test_loss, test_acc = evaluate(model, task, data.x_test, data.y_test)
         if switches:
             opt.train()
         rec = {"kind": "eval", "step": step, "epoch": step / per_epoch, "time": train_time,
+               "cpu": cpu_time,
                "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
                "train_acc": train_acc, "batch_loss": statistics.fmean(batch_losses)
                if batch_losses else train_loss, "val_loss": val_loss, "val_acc": val_acc,
@@ -100,6 +148,7 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
     perm = torch.empty(0, dtype=torch.long)
     for step in range(total):
         start = time.perf_counter()
+        start_cpu = time.thread_time()
         k = step % per_epoch
         if k == 0:
             perm = torch.randperm(n, generator=gen)
@@ -116,7 +165,7 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
         # Parameters that turn non-finite show up in the next loss or evaluation.
         evaluating = step + 1 in eval_at
         before = flat_parameters(model) if evaluating else None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         if closure_driven:
             x_batch, y_batch = data.x_train[idx], data.y_train[idx]
 
@@ -130,12 +179,14 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
         else:
             opt.step()
         step_times.append(time.perf_counter() - t0)
+        step_cpu.append(time.thread_time() - c0)
         if evaluating:
             grad_norm = float(torch.cat([p.grad.reshape(-1) for p in model.parameters()
                                          if p.grad is not None]).norm())
             update_norm = float((flat_parameters(model) - before).norm())
         batch_losses.append(loss_value)
         train_time += time.perf_counter() - start
+        cpu_time += time.thread_time() - start_cpu
         if evaluating:
             val_loss = record(step + 1)
             if not math.isfinite(val_loss):
@@ -153,10 +204,17 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
         "diverged": diverged_at is not None,
         "diverged_at": diverged_at,
         "step_time_ms": 1e3 * statistics.median(step_times) if step_times else math.nan,
+        "step_cpu_ms": 1e3 * statistics.median(step_cpu) if step_cpu else math.nan,
         "train_time": train_time,
+        "cpu_time": cpu_time,
+        "host": socket.gethostname(),
+        "load": [load_start, _load()],
         "state_bytes_per_param": state_bytes(opt) / n_params,
         "n_params": n_params,
         "batch_size": batch,
+        "n_train": n,
+        "n_val": len(data.x_val),
+        "n_test": len(data.x_test),
         "steps_per_epoch": per_epoch,
         "lr": lr,
         "reductions": [r.__dict__ for c in controllers(schedule) for r in c.reductions],
