@@ -110,12 +110,12 @@ def write_markdown(result: dict, path: Path) -> None:
 
 def readme_table(result: dict) -> str:
     """The README's summary: descend's CPU-time ratio per algorithm and size."""
-    sizes = [s for s in ("SMALL", "MANY", "LARGE") if any(r["size"] == s for r in
-                                                           result["steps"])]
+    targets = {r["size"]: r["target"] for r in result["steps"]}
+    sizes = [s for s in ("SMALL", "MANY", "LARGE", "TRANSFORMER") if s in targets]
     algorithms = list(dict.fromkeys(r["algorithm"] for r in result["steps"]))
     by = {(r["size"], r["algorithm"]): r for r in result["steps"]}
-    lines = ["| algorithm | " + " | ".join(f"{s} (×{by[s, algorithms[0]]['target']})"
-                                          for s in sizes) + " | compared with |",
+    lines = ["| algorithm | " + " | ".join(f"{s} (×{targets[s]})" for s in sizes) +
+             " | compared with |",
              "|---|" + "---|" * len(sizes) + "---|"]
     for a in algorithms:
         cells = []

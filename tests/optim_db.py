@@ -470,7 +470,7 @@ INFOS += [
         converge_tol=3 * 0.02 * 10**0.5,
         errors=[LR, WD, (dict(ns_steps=100), ValueError, r"ns_steps must be an integer in"),
                 (dict(ns_steps=2.5), TypeError, "ns_steps must be an integer"),
-                (dict(ns_coefficients=(1.0, 2.0)), TypeError, "ns_coefficients must be three"),
+                (dict(ns_coefficients=(1.0, 2.0)), TypeError, "ns_coefficients must be a triple"),
                 (dict(adjust_lr_fn="rms"), ValueError, "adjust_lr_fn must be one of"),
                 (dict(ns_dtype="float16"), ValueError, "ns_dtype must be one of"),
                 (dict(eps=0.0), ValueError, "eps must be > 0"),

@@ -79,3 +79,20 @@ def read_only(folder: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def first_axes_when_saved(monkeypatch, read) -> dict:
+    """What `read(axes)` returns for the first axes of every figure saved from now on: a
+    way to check a plot as drawn, before it becomes pixels."""
+    import matplotlib.pyplot as plt
+
+    seen: dict = {}
+    real = plt.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        seen.update(read(fig.axes[0]))
+        return real(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, "savefig", spy)
+    return seen
+

@@ -13,6 +13,8 @@ from descend.lab.cli import main
 from descend.lab.lrfind import lr_find, lr_schedule, smooth
 from descend.lab.registry import canonical_optimizer, canonical_schedule
 
+from .helpers import first_axes_when_saved
+
 L = 50.0  # largest curvature: plain GD is stable iff lr < 2 / L = 0.04
 
 
@@ -138,7 +140,7 @@ def test_valley_lies_on_the_steep_descent_not_on_a_slowly_sinking_plateau():
         assert 0.05 < s[name] < 2, (name, s)
 
 
-def test_smoothing_has_no_lag_and_the_plot_shows_the_raw_loss(tmp_path):
+def test_smoothing_has_no_lag_and_the_plot_shows_the_raw_loss(tmp_path, monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,20 +156,8 @@ def test_smoothing_has_no_lag_and_the_plot_shows_the_raw_loss(tmp_path):
     opt = descend.SGD(model.parameters(), lr=0.1)
     result = lr_find(model, quadratic_loss, (torch.zeros(32, 1), torch.zeros(32)), opt,
                      start_lr=1e-4, end_lr=10, steps=100, batch_size=8)
-    import matplotlib.pyplot as plt
-
-    limits = {}
-    real = plt.Figure.savefig
-
-    def spy(fig, *args, **kwargs):
-        limits["y"] = fig.axes[0].get_ylim()
-        return real(fig, *args, **kwargs)
-
-    plt.Figure.savefig = spy
-    try:
-        lrfind.plot(result, tmp_path / "f.png")
-    finally:
-        plt.Figure.savefig = real
+    limits = first_axes_when_saved(monkeypatch, lambda ax: {"y": ax.get_ylim()})
+    lrfind.plot(result, tmp_path / "f.png")
     assert limits["y"][0] <= min(result.losses)
 
 

@@ -14,6 +14,8 @@ from descend.lab.cli import main
 from descend.lab.paths import noise_std, paths
 from descend.lab.surfaces import SURFACES, Surface
 
+from .helpers import first_axes_when_saved
+
 
 @pytest.mark.parametrize("surface", list(SURFACES.values()), ids=list(SURFACES))
 def test_gradient_matches_finite_differences(surface):
@@ -143,25 +145,12 @@ def test_gif_frames_are_large_small_on_disk_and_progress_is_reported(tmp_path):
     assert gif.stat().st_size < 600_000  # unchanged pixels are transparent: cheap frames
 
 
-def test_3d_view_has_labelled_axes_and_keeps_diverged_paths_in_the_box(tmp_path):
-    import matplotlib.pyplot as plt
-
+def test_3d_view_has_labelled_axes_and_keeps_diverged_paths_in_the_box(tmp_path, monkeypatch):
     result = paths("rosenbrock", ["sgd:lr=0.01", "adam:lr=0.03"], steps=50)
     assert result.paths[0].diverged
-    captured = {}
-    real_savefig = plt.Figure.savefig
-
-    def spy(fig, *args, **kwargs):
-        ax = fig.axes[0]
-        captured.update(x=ax.get_xlabel(), y=ax.get_ylabel(), z=ax.get_zlabel(),
-                        xlim=ax.get_xlim())
-        return real_savefig(fig, *args, **kwargs)
-
-    plt.Figure.savefig = spy
-    try:
-        pathplots.draw_3d(result, tmp_path / "p3.png")
-    finally:
-        plt.Figure.savefig = real_savefig
+    captured = first_axes_when_saved(monkeypatch, lambda ax: dict(
+        x=ax.get_xlabel(), y=ax.get_ylabel(), z=ax.get_zlabel(), xlim=ax.get_xlim()))
+    pathplots.draw_3d(result, tmp_path / "p3.png")
     assert (captured["x"], captured["y"]) == ("x", "y") and "f" in captured["z"]
     assert captured["xlim"] == pytest.approx((-2.0, 2.0))
 

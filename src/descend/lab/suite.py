@@ -41,11 +41,8 @@ from .workloads import WORKLOADS, Target, Workload, get_workload, validation_tex
 SELF_TUNING = ("schedulefree-sgd", "schedulefree-adamw", "prodigy")
 
 
-def _quick_optimizers() -> tuple[str, ...]:
-    names = ["sgd", "momentum", "adam", "adamw", "lion"]
-    if "muon" in registry.OPTIMIZERS:  # descend.MuonAdamW, where this descend has it
-        names.append("muon")
-    return (*names, "schedulefree-adamw")
+# "muon" is MuonAdamW: Muon on the hidden matrices, AdamW on the rest.
+QUICK_OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "lion", "muon", "schedulefree-adamw")
 
 
 @dataclass(frozen=True)
@@ -99,13 +96,14 @@ class Suite:
 
 SUITES: dict[str, Suite] = {s.name: s for s in (
     Suite("quick", ("pydoc-gpt", "digits-autoencoder", "mnist1d-cnn", "linreg"), "quick",
-          _quick_optimizers(), trials=5, seeds=3,
+          QUICK_OPTIMIZERS, trials=5, seeds=3,
           description="four workloads at the quick size; about 10 minutes on 2 cores"),
     Suite("full", ("pydoc-gpt", "digits-autoencoder", "mnist1d-cnn", "mnist1d-mlp",
                    "digits-mlp", "linreg"), "default",
-          (*_quick_optimizers()[:-1], "nesterov", "nadam", "schedulefree-adamw", "prodigy"),
+          (*QUICK_OPTIMIZERS[:-1], "nesterov", "nadam", "schedulefree-adamw", "prodigy"),
           trials=10, seeds=3,
-          description="every workload at the default size; hours on 2 cores"),
+          description="every workload at the default size; hours on 2 cores (set its targets "
+                      "first: python benchmarks/set_targets.py --size default)"),
     Suite("test", ("pydoc-gpt", "linreg"), "test", ("sgd", "adamw", "schedulefree-adamw"),
           trials=2, seeds=2, description="the tests' size; seconds"),
 )}

@@ -7,7 +7,7 @@ message a user can act on, never as a NaN a thousand steps later.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Real
 from typing import Any
 
@@ -56,22 +56,27 @@ def closed_unit_interval(owner: str, name: str, value: Any) -> None:
         raise ValueError(f"{owner}: {name} must be in [0, 1], got {value!r}")
 
 
+def _items(owner: str, name: str, value: Any, parts: tuple[str, ...]) -> Sequence[Any]:
+    """`value` as a tuple or list of len(parts) items, else a TypeError naming the parts."""
+    if not isinstance(value, (tuple, list)) or len(value) != len(parts):
+        kind = {2: "a pair", 3: "a triple"}[len(parts)]
+        raise TypeError(f"{owner}: {name} must be {kind} ({', '.join(parts)}), got {value!r}")
+    return value
+
+
 def beta_pair(owner: str, name: str, value: Any) -> None:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{owner}: {name} must be a pair (beta1, beta2), got {value!r}")
-    for i, beta in enumerate(value):
+    for i, beta in enumerate(_items(owner, name, value, ("beta1", "beta2"))):
         unit_interval(owner, f"{name}[{i}]", beta)
 
 
-def _pair(owner: str, name: str, value: Any, what: str) -> tuple[float, float]:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{owner}: {name} must be a pair {what}, got {value!r}")
-    return _number(owner, f"{name}[0]", value[0]), _number(owner, f"{name}[1]", value[1])
+def _pair(owner: str, name: str, value: Any, parts: tuple[str, str]) -> tuple[float, float]:
+    first, second = _items(owner, name, value, parts)
+    return _number(owner, f"{name}[0]", first), _number(owner, f"{name}[1]", second)
 
 
 def eta_pair(owner: str, name: str, value: Any) -> None:
     """Rprop's (eta_minus, eta_plus): shrink on a sign flip, grow otherwise."""
-    minus, plus = _pair(owner, name, value, "(eta_minus, eta_plus)")
+    minus, plus = _pair(owner, name, value, ("eta_minus", "eta_plus"))
     if not 0.0 < minus < 1.0 < plus:
         raise ValueError(f"{owner}: {name} must satisfy 0 < {name}[0] < 1 < {name}[1], "
                          f"got {value!r}")
@@ -79,16 +84,14 @@ def eta_pair(owner: str, name: str, value: Any) -> None:
 
 def bounds_pair(owner: str, name: str, value: Any) -> None:
     """A (min, max) pair with 0 <= min <= max, such as Rprop's step_sizes."""
-    low, high = _pair(owner, name, value, "(min, max)")
+    low, high = _pair(owner, name, value, ("min", "max"))
     if not 0.0 <= low <= high:
         raise ValueError(f"{owner}: {name} must satisfy 0 <= {name}[0] <= {name}[1], "
                          f"got {value!r}")
 
 
 def beta_triple(owner: str, name: str, value: Any) -> None:
-    if not isinstance(value, (tuple, list)) or len(value) != 3:
-        raise TypeError(f"{owner}: {name} must be a triple (beta1, beta2, beta3), got {value!r}")
-    for i, beta in enumerate(value):
+    for i, beta in enumerate(_items(owner, name, value, ("beta1", "beta2", "beta3"))):
         unit_interval(owner, f"{name}[{i}]", beta)
 
 
@@ -164,9 +167,7 @@ def ns_steps(owner: str, name: str, value: Any) -> None:
 
 
 def coefficient_triple(owner: str, name: str, value: Any) -> None:
-    if not isinstance(value, (tuple, list)) or len(value) != 3:
-        raise TypeError(f"{owner}: {name} must be three numbers (a, b, c), got {value!r}")
-    for i, c in enumerate(value):
+    for i, c in enumerate(_items(owner, name, value, ("a", "b", "c"))):
         _number(owner, f"{name}[{i}]", c)
 
 
@@ -178,8 +179,7 @@ def choice(*allowed: Any) -> Callable[[str, str, Any], None]:
 
 def eps_pair(owner: str, name: str, value: Any) -> None:
     """Adafactor's (eps1, eps2): eps1 None (the dtype's machine epsilon) or >= 0, eps2 >= 0."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{owner}: {name} must be a pair (eps1, eps2), got {value!r}")
+    _items(owner, name, value, ("eps1", "eps2"))
     if value[0] is not None:
         non_negative(owner, f"{name}[0]", value[0])
     non_negative(owner, f"{name}[1]", value[1])
