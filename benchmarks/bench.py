@@ -289,7 +289,7 @@ def main() -> None:
         result["steps"] += step_ratios(size, algorithms, gbps, args.quick)
     if "LARGE" in args.sizes.split(",") and not names:
         result["low_precision"] = low_precision(gbps, args.quick)
-    result["python"] = python_overhead(args.quick)
+    result["python_per_step"] = python_overhead(args.quick)
     result["mlp"] = mlp_training_step(args.quick)
     if not args.no_fresh:
         result["fresh"] = fresh_runs(1 if args.quick else 3)

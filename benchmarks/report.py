@@ -19,8 +19,7 @@ def write_markdown(result: dict, path: Path) -> None:
     lines = [
         "# Performance", "",
         f"Made by `{result['command']}` (`benchmarks/bench.py`) with torch {result['torch']}, "
-        f"Python {result['python'] if isinstance(result['python'], str) else ''}"
-        f" on this project's 2-core CPU machine ({result['machine']}), "
+        f"Python {result['python']} on this project's 2-core CPU machine ({result['machine']}), "
         f"{result['threads']} torch thread(s). Load average before and after the run: "
         f"{' '.join(result['load_before'])} / {' '.join(result['load_after'])}.", "",
         "**Method.** Every comparison is interleaved: descend's default backend (`auto`) and "
@@ -68,7 +67,7 @@ def write_markdown(result: dict, path: Path) -> None:
             lines.append(f"| {r['name']} | {_ms(r['ms'])} | {_ratio(r['ratio_cpu'])} | "
                          f"{r['bytes']:.1f} | {r['floor_pct']:.0f}% | {r['state_bytes']:.2f} |")
         lines.append("")
-    py = result.get("python")
+    py = result.get("python_per_step")
     if isinstance(py, list):
         lines += ["## Python time per step", "",
                   "`opt.step()` of SGD with momentum on N one-element parameters in one group, "
