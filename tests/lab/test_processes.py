@@ -17,10 +17,13 @@ from .helpers import CLI, finished_files, numbers, session_members, wait_for
 
 GRID = ["--task", "digits-mlp", "--optimizers", "sgd,adam,rmsprop", "--seeds", "2",
         "--epochs", "40", "--evals", "10"]
+# Long enough that the grid is still running when Ctrl-C arrives, on a loaded machine too
+# (GRID's 6 runs can all finish between the first record and the signal); later flags win.
+LONG = [*GRID, "--seeds", "8", "--epochs", "100"]
 
 
-def _start(out, jobs):
-    cmd = [*CLI, "compare", *GRID, "--out", str(out), "--jobs", str(jobs), "--no-progress"]
+def _start(out, jobs, grid=GRID):
+    cmd = [*CLI, "compare", *grid, "--out", str(out), "--jobs", str(jobs), "--no-progress"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     return cmd, proc
@@ -52,9 +55,10 @@ def test_kill_9_of_the_parent_leaves_no_worker_and_the_rerun_matches(tmp_path):
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_ctrl_c_exits_within_3_seconds_keeping_finished_runs(tmp_path, jobs):
     out = tmp_path / f"jobs{jobs}"
-    _, proc = _start(out, jobs)
+    _, proc = _start(out, jobs, LONG)
     assert wait_for(lambda: len(finished_files(out)) >= 1, 120), proc.stderr.read()
     start = time.monotonic()
+    assert proc.poll() is None, "the grid finished before Ctrl-C: make LONG longer"
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
     code = proc.wait(timeout=30)
     elapsed = time.monotonic() - start
