@@ -15,6 +15,12 @@ def _ms(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines."""
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
 def write_markdown(result: dict, path: Path) -> None:
     lines = [
         "# Performance", "",
@@ -38,18 +44,15 @@ def write_markdown(result: dict, path: Path) -> None:
             continue
         lines += [f"## {size}: {max(r['numel'] for r in rows):,} parameters", "",
                   f"Target: descend ≤ {rows[0]['target']}× the fastest other implementation.",
-                  "",
-                  "| algorithm | descend ms | fastest other | its ms | × CPU | × wall | met | "
-                  "% bandwidth (descend / other) |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for r in rows:
-            met = "yes" if r["ratio_cpu"]["median"] <= r["target"] else "no"
-            bw = r["bandwidth_pct"]
-            lines.append(
-                f"| {r['algorithm']} | {_ms(r['ms']['descend-auto'])} | {r['fastest']} | "
-                f"{_ms(r['ms'][r['fastest']])} | {_ratio(r['ratio_cpu'])} | "
-                f"{_ratio(r['ratio_wall'])} | {met} | "
-                f"{bw['descend-auto']:.0f}% / {bw[r['fastest']]:.0f}% |")
+                  ""]
+        lines += _table(
+            ["algorithm", "descend ms", "fastest other", "its ms", "× CPU", "× wall", "met",
+             "% bandwidth (descend / other)"],
+            [[r["algorithm"], _ms(r["ms"]["descend-auto"]), r["fastest"],
+              _ms(r["ms"][r["fastest"]]), _ratio(r["ratio_cpu"]), _ratio(r["ratio_wall"]),
+              "yes" if r["ratio_cpu"]["median"] <= r["target"] else "no",
+              f"{r['bandwidth_pct']['descend-auto']:.0f}% / "
+              f"{r['bandwidth_pct'][r['fastest']]:.0f}%"] for r in rows])
         notes = [f"- {r['algorithm']}: {r['note']}" for r in rows if r.get("note")]
         lines += ["", *notes, ""] if notes else [""]
     low = result.get("low_precision")
@@ -60,30 +63,28 @@ def write_markdown(result: dict, path: Path) -> None:
                   "measured bandwidth that reaches (100% = at the floor for those bytes), and "
                   "the optimizer state kept per parameter. Targets: int8 state ≤ 0.6× and "
                   "within 10% of its floor; bfloat16 parameters + int8 state ≤ 0.45×; state "
-                  "≤ 2.1 B/param (int8), ≤ 4.1 (bfloat16).", "",
-                  "| implementation | ms | × torch fused fp32 | B/param moved | % of floor | "
-                  "state B/param |", "|---|---|---|---|---|---|"]
-        for r in low:
-            lines.append(f"| {r['name']} | {_ms(r['ms'])} | {_ratio(r['ratio_cpu'])} | "
-                         f"{r['bytes']:.1f} | {r['floor_pct']:.0f}% | {r['state_bytes']:.2f} |")
+                  "≤ 2.1 B/param (int8), ≤ 4.1 (bfloat16).", ""]
+        lines += _table(["implementation", "ms", "× torch fused fp32", "B/param moved",
+                         "% of floor", "state B/param"],
+                        [[r["name"], _ms(r["ms"]), _ratio(r["ratio_cpu"]), f"{r['bytes']:.1f}",
+                          f"{r['floor_pct']:.0f}%", f"{r['state_bytes']:.2f}"] for r in low])
         lines.append("")
     py = result.get("python_per_step")
     if isinstance(py, list):
         lines += ["## Python time per step", "",
                   "`opt.step()` of SGD with momentum on N one-element parameters in one group, "
                   "minus the same torch fused kernel called directly on the same lists "
-                  "(µs, CPU). Target: descend ≤ 15 µs for a one-group optimizer.", "",
-                  "| tensors | descend above the kernel | torch fused above the kernel | "
-                  "kernel |", "|---|---|---|---|"]
-        for r in py:
-            lines.append(f"| {r['tensors']} | {_ratio(r['descend_us'])} | "
-                         f"{_ratio(r['torch_fused_us'])} | {r['kernel_us']:.1f} |")
+                  "(µs, CPU). Target: descend ≤ 15 µs for a one-group optimizer.", ""]
+        lines += _table(["tensors", "descend above the kernel", "torch fused above the kernel",
+                         "kernel"],
+                        [[str(r["tensors"]), _ratio(r["descend_us"]), _ratio(r["torch_fused_us"]),
+                          f"{r['kernel_us']:.1f}"] for r in py])
         lines.append("")
     mlp = result.get("mlp")
     if mlp:
         lines += ["## MLP 784-128-10 training step (forward + backward + Adam step), batch 64",
-                  "", "| implementation | ms |", "|---|---|"]
-        lines += [f"| {n} | {_ms(ms)} |" for n, ms in mlp["ms"].items()]
+                  ""]
+        lines += _table(["implementation", "ms"], [[n, _ms(ms)] for n, ms in mlp["ms"].items()])
         lines += ["", f"descend / torch fused: {_ratio(mlp['ratio_cpu'])} CPU, "
                   f"{_ratio(mlp['ratio_wall'])} wall (target ≤ {mlp['target']}).", ""]
     fresh = result.get("fresh")
@@ -93,16 +94,14 @@ def write_markdown(result: dict, path: Path) -> None:
                   "the first 100 steps and the longest single step (seconds, wall), and "
                   "resident memory (MB) after the parameters and gradients exist, after 100 "
                   "steps (steady), what the optimizer added (steady minus the first), and the "
-                  "peak.", "",
-                  "| algorithm | implementation | first step | first 100 | longest step | "
-                  "RSS params | steady RSS | added | peak RSS |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in fresh:
-            lines.append(
-                f"| {r['algorithm']} | {r['impl']} | {r['first_step_s']:.3f} | "
-                f"{r['first_100_s']:.2f} | {r['longest_step_s']:.3f} | "
-                f"{r['params_rss_mb']:.0f} | {r['steady_rss_mb']:.0f} | "
-                f"{r['steady_rss_mb'] - r['params_rss_mb']:.0f} | {r['peak_rss_mb']:.0f} |")
+                  "peak.", ""]
+        lines += _table(["algorithm", "implementation", "first step", "first 100",
+                         "longest step", "RSS params", "steady RSS", "added", "peak RSS"],
+                        [[r["algorithm"], r["impl"], f"{r['first_step_s']:.3f}",
+                          f"{r['first_100_s']:.2f}", f"{r['longest_step_s']:.3f}",
+                          f"{r['params_rss_mb']:.0f}", f"{r['steady_rss_mb']:.0f}",
+                          f"{r['steady_rss_mb'] - r['params_rss_mb']:.0f}",
+                          f"{r['peak_rss_mb']:.0f}"] for r in fresh])
         lines.append("")
     path.write_text("\n".join(lines))
 
