@@ -22,10 +22,17 @@ GRID = ["--task", "digits-mlp", "--optimizers", "sgd,adam,rmsprop", "--seeds", "
 LONG = [*GRID, "--seeds", "8", "--epochs", "100"]
 
 
+def _as_from_a_terminal() -> None:
+    # A command started by a terminal's shell takes Ctrl-C. A test runner started in the
+    # background of a script inherits SIGINT ignored (and an ignored signal stays ignored
+    # across exec), which would turn the Ctrl-C test into a test of the runner's shell.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(out, jobs, grid=GRID):
     cmd = [*CLI, "compare", *grid, "--out", str(out), "--jobs", str(jobs), "--no-progress"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_as_from_a_terminal)
     return cmd, proc
 
 
