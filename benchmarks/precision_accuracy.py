@@ -13,10 +13,11 @@ float32's by less than the combined seed spread are marked "within seed noise".
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
-from report import replace_between
+from report import replace_between, write_markdown
 
 from descend.backends import precision
 from descend.lab.compare import compare
@@ -99,6 +100,9 @@ def main() -> None:
     block = f"*Made by `{command}`.*\n\n{text}\n"
     replace_between(ROOT / "docs" / "precision.md", "accuracy", block)
     replace_between(ROOT / "README.md", "precision", block)
+    results = ROOT / "benchmarks" / "results.json"
+    if results.exists():  # docs/performance.md shows this table beside the speed
+        write_markdown(json.loads(results.read_text()), ROOT / "docs" / "performance.md")
     print(text)
 
 

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+PRECISION_DOC = Path(__file__).resolve().parents[1] / "docs" / "precision.md"
+
 
 def _ratio(r: dict) -> str:
     return f"{r['median']:.2f} ({r['q1']:.2f}–{r['q3']:.2f})"
@@ -69,6 +71,11 @@ def write_markdown(result: dict, path: Path) -> None:
                         [[r["name"], _ms(r["ms"]), _ratio(r["ratio_cpu"]), f"{r['bytes']:.1f}",
                           f"{r['floor_pct']:.0f}%", f"{r['state_bytes']:.2f}"] for r in low])
         lines.append("")
+        accuracy = between(PRECISION_DOC, "accuracy")
+        if accuracy:
+            lines += ["Accuracy of training with that state, from "
+                      "[precision.md](precision.md) (where it is explained):", "",
+                      accuracy.strip(), ""]
     py = result.get("python_per_step")
     if isinstance(py, list):
         lines += ["## Python time per step", "",
@@ -127,6 +134,16 @@ def readme_table(result: dict) -> str:
         lines += ["", f"MLP 784-128-10 training step (forward, backward, Adam step) at batch "
                   f"64: {mlp['ratio_cpu']['median']:.2f}× torch's fused Adam."]
     return "\n".join(lines)
+
+
+def between(path: Path, marker: str) -> str:
+    """The text between ``<!-- marker:start -->`` and ``<!-- marker:end -->`` in `path`
+    ("" when the file or the markers are missing)."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = path.read_text() if path.exists() else ""
+    if start not in text or end not in text:
+        return ""
+    return text.split(start, 1)[1].split(end, 1)[0]
 
 
 def replace_between(path: Path, marker: str, block: str) -> None:
