@@ -113,6 +113,9 @@ def main() -> None:
     if rank == 0:
         lr = opt.param_groups[0]["lr"]
         print(f"resumed at step {half}; step {args.steps}: loss {loss:.4f}, lr now {lr:.2e}")
+    # Leave together: a rank that tears its process group down while the other still
+    # talks to it can hang or abort gloo's teardown.
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -112,10 +112,21 @@ def test_dcp_state_initialisation_moves_nothing_and_continues_like_torch(tmp_pat
 
 def test_the_ddp_example_runs_under_torchrun(tmp_path):
     example = Path(__file__).parents[1] / "examples" / "ddp.py"
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         "--master-port", str(_port()), str(example), "--steps", "20",
-         "--checkpoint", str(tmp_path / "ckpt")],
-        capture_output=True, text=True, timeout=300)
+
+    def torchrun(attempt: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+             "--master-port", str(_port()), str(example), "--steps", "20",
+             "--checkpoint", str(tmp_path / f"ckpt{attempt}")],
+            capture_output=True, text=True, timeout=120)
+
+    try:
+        done = torchrun(0)  # about 10 s
+    except subprocess.TimeoutExpired as e:
+        # Seen once in a CI run: both ranks had finished and printed, and the job hung in
+        # gloo's teardown. A hang tells nothing about the numbers: run it once more.
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        warnings.warn(f"torchrun hung after printing {out[-200:]!r}; once more", stacklevel=1)
+        done = torchrun(1)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resumed" in done.stdout
