@@ -223,13 +223,14 @@ class Executor:
             return False
         scales, keys = [], []
         if rounding is not None:
-            slots = ["p", "g", *(f"s{j}" for j in range(len(rule.state)))]
-            states_of = bucket.states
-            scales = [[s[precision.absmax_key(k)] for s in states_of]
-                      for j, k in enumerate(rule.state) if storage.get(f"s{j}", "")[:4] == "int8"]
-            for slot in (s for s in slots if s in stochastic):
-                index = precision.PARAM_SLOT if slot == "p" else int(slot[1:])
-                keys += [rounding.key(i, index) for i in range(len(params))]
+            scales = [[s[precision.absmax_key(k)] for s in bucket.states]
+                      for j, k in enumerate(rule.state)
+                      if storage.get(f"s{j}", "").startswith("int8")]
+            # Noise keys slot-major in slot order: the parameter, then the state slots
+            # (gradients are never stored, so never rounded).
+            slots = ([precision.PARAM_SLOT] if "p" in stochastic else []) + [
+                j for j in range(len(rule.state)) if f"s{j}" in stochastic]
+            keys = [rounding.key(i, slot) for slot in slots for i in range(len(params))]
         try:
             kernel([params, grads, *states.values()], ctx, scales, keys)
         except native.Unsupported:
