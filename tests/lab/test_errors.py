@@ -30,6 +30,8 @@ CASES = [
     (["compare", "--optimizers", "adam:lr"], ["options are written key=value, got 'lr'"]),
     (["compare", "--optimizers", "adam,adam"], ["optimizers (--optimizers) lists adam more"]),
     (["compare", "--schedule", "cosinus"], ["unknown schedule 'cosinus'", "available: const"]),
+    # Regression: accepted by the spec check, refused only when the schedule was built.
+    (["compare", "--schedule", "step:factor=2"], ["factor must be a number in (0, 1]"]),
     (["compare", "--schedule", "cosine:cycles=2"],
      ["schedule 'cosine' has no option 'cycles'", "it takes: floor"]),
     (["compare", "--schedule", "warmup-cosine:warmup=abc"],

@@ -250,5 +250,7 @@ def make_executor(jobs: int, tasks: Mapping[TaskKey, Task], runs: int, *,
 
 
 def default_jobs() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else os.cpu_count() or 1)
+    """One worker per core this process may use."""
+    from .machine import usable_cores
+
+    return max(1, usable_cores())

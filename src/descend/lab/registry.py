@@ -250,7 +250,6 @@ def _fraction(low_open: bool = False, high_open: bool = False
                                                                      else (v <= 1))
 
 
-_POSITIVE = ("a number > 0", lambda v: v > 0)
 _WHOLE = ("a whole number >= 1", lambda v: isinstance(v, int) and v >= 1)
 _COUNT = ("a whole number >= 0", lambda v: isinstance(v, int) and v >= 0)
 
@@ -266,7 +265,7 @@ SCHEDULES: dict[str, ScheduleEntry] = {
         {"final": _fraction(low_open=True)}),
     "step": ScheduleEntry(_step, {"factor": 0.1, "every": 10},
                           "lr * factor^(epoch // every)",
-                          {"factor": _POSITIVE, "every": _WHOLE}),
+                          {"factor": _fraction(low_open=True), "every": _WHOLE}),
     "cosine": ScheduleEntry(lambda lr, total, spe, floor=0.0: S.cosine(lr, total, floor * lr),
                             {"floor": 0.0}, "cosine to floor * lr", {"floor": _fraction()}),
     "warmup-cosine": ScheduleEntry(

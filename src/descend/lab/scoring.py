@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .analysis import seconds
 from .records import Run
 
 TAU_MAX = 4.0
@@ -57,8 +58,7 @@ def run_time(run: Run, metric: str, target: float, higher_is_better: bool,
     evals = run.evals
     summary = run.summary or {}
     done = max((e["step"] for e in evals), default=0)
-    # Records from before CPU time was measured carry wall time only.
-    cpu_total = evals[-1].get("cpu", evals[-1]["time"]) if evals else math.nan
+    cpu_total = seconds(evals[-1], "cpu") if evals else math.nan
     wall_total = evals[-1]["time"] if evals else math.nan
     per_step = cpu_total / done if done else math.nan
     wall_per_step = wall_total / done if done else math.nan
@@ -67,7 +67,7 @@ def run_time(run: Run, metric: str, target: float, higher_is_better: bool,
     for e in evals:
         if e["step"] > 0 and reaches(e.get(metric, math.nan), target, higher_is_better):
             return RunTime(run.spec.seed, True, diverged, float(e["step"]),
-                           e.get("cpu", e["time"]), e["time"], final, per_step)
+                           seconds(e, "cpu"), e["time"], final, per_step)
     return RunTime(run.spec.seed, False, diverged, float(budget_steps),
                    per_step * budget_steps, wall_per_step * budget_steps,
                    math.nan if diverged else final, per_step)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import socket
 import statistics
 import time
@@ -16,6 +15,7 @@ from torch import Tensor, nn
 
 from descend.schedules import controllers
 
+from .machine import load_average
 from .registry import build_optimizer, build_schedule, optimizer_lr
 from .spec import RunSpec
 from .tasks import Task
@@ -61,13 +61,6 @@ def _train_subset(task: Task) -> tuple[Tensor, Tensor]:
     return data.x_train[idx], data.y_train[idx]
 
 
-def _load() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:  # not every platform has one
-        return math.nan
-
-
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
     return sum(v.numel() * v.element_size() for s in optimizer.state.values()
                for v in s.values() if torch.is_tensor(v))
@@ -92,7 +85,7 @@ def train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
 
 def _train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
            progress: Progress | None) -> dict[str, Any]:
-    load_start = _load()
+    load_start = load_average()
     data = task.splits
     n = len(data.x_train)
     batch = spec.batch(n)
@@ -153,7 +146,8 @@ def _train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
         if k == 0:
             perm = torch.randperm(n, generator=gen)
         idx = perm[k * batch:(k + 1) * batch]
-        loss = task.loss(model(data.x_train[idx]), data.y_train[idx])
+        x_batch, y_batch = data.x_train[idx], data.y_train[idx]
+        loss = task.loss(model(x_batch), y_batch)
         opt.zero_grad()
         loss.backward()
         loss_value = float(loss.detach())
@@ -167,9 +161,13 @@ def _train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
         before = flat_parameters(model) if evaluating else None
         t0, c0 = time.perf_counter(), time.thread_time()
         if closure_driven:
-            x_batch, y_batch = data.x_train[idx], data.y_train[idx]
+            # The step's first evaluation is at the current weights: the loss and gradients
+            # just computed. Later ones (the line search) compute afresh.
+            computed = [loss]
 
-            def closure(x_batch=x_batch, y_batch=y_batch) -> Tensor:
+            def closure(x_batch=x_batch, y_batch=y_batch, computed=computed) -> Tensor:
+                if computed:
+                    return computed.pop()
                 opt.zero_grad()
                 batch_loss = task.loss(model(x_batch), y_batch)
                 batch_loss.backward()
@@ -208,7 +206,7 @@ def _train(spec: RunSpec, task: Task, write: Callable[[dict[str, Any]], None],
         "train_time": train_time,
         "cpu_time": cpu_time,
         "host": socket.gethostname(),
-        "load": [load_start, _load()],
+        "load": [load_start, load_average()],
         "state_bytes_per_param": state_bytes(opt) / n_params,
         "n_params": n_params,
         "batch_size": batch,
