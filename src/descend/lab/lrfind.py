@@ -51,23 +51,19 @@ class LRFindResult:
     def schedule_args(self, optimizer: str, schedule: str = "onecycle",
                       rule: str = "valley") -> list[str]:
         """Arguments for ``descend compare`` that train around the suggested lr: the
-        schedule's peak is the suggestion times `PEAK_MULTIPLIER` (see there)."""
+        schedule peaks at the suggestion (see `PEAK_WHY`)."""
         from .registry import canonical_optimizer, canonical_schedule, with_lr
 
-        peak = self.peak(schedule, rule)
+        peak = self.suggestions.get(rule) or next(iter(self.suggestions.values()))
         return ["--optimizers", with_lr(canonical_optimizer(optimizer), float(f"{peak:.3g}")),
                 "--schedule", canonical_schedule(schedule)]
 
-    def peak(self, schedule: str = "onecycle", rule: str = "valley") -> float:
-        lr = self.suggestions.get(rule) or next(iter(self.suggestions.values()))
-        return lr * PEAK_MULTIPLIER[schedule.split(":")[0]]
 
-
-# The peak of the suggested schedule, as a multiple of the suggested lr. Both schedules
-# spend most of the run below their peak (1cycle warms up from peak/25 and anneals to
-# nearly 0; warmup-cosine decays to 0), so a peak at the middle of the steep descent is a
-# conservative choice, and fastai's: fit_one_cycle(lr_max=suggestion). See PEAK_WHY.
-PEAK_MULTIPLIER = {"onecycle": 1.0, "warmup-cosine": 1.0}
+# The schedules lr-find suggests, peaking at the suggested lr. Both spend most of the run
+# below their peak (1cycle warms up from peak/25 and anneals to nearly 0; warmup-cosine
+# decays to 0), so a peak at the middle of the steep descent is a conservative choice, and
+# fastai's: fit_one_cycle(lr_max=suggestion).
+PEAK_SCHEDULES = ("onecycle", "warmup-cosine")
 PEAK_WHY = ("the schedule peaks at the suggestion itself (fastai's practice: "
             "fit_one_cycle(lr_max=suggestion)); it spends most of the run below it")
 
@@ -270,7 +266,7 @@ class LRFindReport:
         return {**{k: v for k, v in self.result.to_json().items()
                    if k not in ("lrs", "losses", "smoothed")},
                 "task": self.task, "optimizer": self.optimizer,
-                "compare_args": self.compare_args, "peak_multiplier": PEAK_MULTIPLIER,
+                "compare_args": self.compare_args,
                 "peak_why": PEAK_WHY, "plot": str(self.plot),
                 "json": str(self.json)}
 
@@ -294,7 +290,7 @@ def find_lr(task: str = "digits-mlp", optimizer: str = "adam", *, start: float =
     from .tasks import get_task
 
     spec = canonical_optimizer(optimizer)
-    if canonical_schedule(schedule).split(":")[0] not in ("onecycle", "warmup-cosine"):
+    if canonical_schedule(schedule).split(":")[0] not in PEAK_SCHEDULES:
         raise ValueError(f"schedule must be onecycle or warmup-cosine, got {schedule!r}")
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")

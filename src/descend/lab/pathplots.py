@@ -50,15 +50,13 @@ def same_paths(result: PathsResult) -> dict[int, int]:
     """index -> the earlier path it coincides with (every point within a millionth of the
     view's width)."""
     span = max(hi - lo for lo, hi in result.surface.box)
-    same: dict[int, int] = {}
-    arrays = [np.asarray(p.points) for p in result.paths]
-    for i, a in enumerate(arrays):
-        for j in range(i):
-            b = arrays[j]
-            if a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-6 * span):
-                same[i] = same.get(j, j)
-                break
-    return same
+    return plotstyle.coinciding({i: p.points for i, p in enumerate(result.paths)},
+                                rtol=0.0, atol=1e-6 * span)
+
+
+def _twins(result: PathsResult) -> dict[int, PathResult]:
+    """index -> the earlier path it coincides with, as the path itself."""
+    return {i: result.paths[j] for i, j in same_paths(result).items()}
 
 
 def _label(path: PathResult, twin: PathResult | None = None) -> str:
@@ -73,9 +71,9 @@ def _styles(result: PathsResult) -> list[dict[str, Any]]:
     return [plotstyle.style(i, longest, n, markers=12) for i in range(n)]
 
 
-def _caption(fig: plt.Figure, result: PathsResult, width: int = 170) -> None:
+def _caption(fig: plt.Figure, result: PathsResult, twins: bool, width: int = 170) -> None:
     text = result.caption()
-    if same_paths(result):
+    if twins:
         text += ("; paths marked '= X's path' coincide with X's (drawn with their own "
                  "dashes and markers)")
     fig.text(0.01, 0.01, textwrap.fill(text, width), fontsize=7.5, va="bottom", color="#333")
@@ -203,8 +201,7 @@ def draw_png(result: PathsResult, path: str | Path) -> Path:
     of loss against step; for 1-D surfaces, the curve with each path's points."""
     path = Path(path)
     styles = _styles(result)
-    same = same_paths(result)
-    twin = {i: result.paths[j] for i, j in same.items()}
+    twin = _twins(result)
     if result.surface.dim == 1:
         n = len(result.paths)
         cols = min(n, 3)
@@ -229,7 +226,7 @@ def draw_png(result: PathsResult, path: str | Path) -> Path:
         ax.legend(fontsize=8, loc="upper right")
         _loss_panel(side, result, styles)
         fig.tight_layout(rect=(0, 0.07, 1, 1))
-    _caption(fig, result)
+    _caption(fig, result, bool(twin))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -244,7 +241,7 @@ class _Frames:
     def __init__(self, result: PathsResult) -> None:
         self.result = result
         self.styles = _styles(result)
-        twin = {i: result.paths[j] for i, j in same_paths(result).items()}
+        twin = _twins(result)
         n = len(result.paths)
         if result.surface.dim == 1:
             self.fig, axes = plt.subplots(1, n + 1, figsize=(3.4 * (n + 1), 4.2),
@@ -284,7 +281,7 @@ class _Frames:
             self.axes[0].legend(fontsize=8, loc="upper right")
         else:  # the curves' panels are apart: name the loss curves
             self.loss_ax.legend(fontsize=7, loc="lower left")
-        _caption(self.fig, result, width=190)
+        _caption(self.fig, result, bool(twin), width=190)
         self.loss_ax.set_title("loss against step")
         self.counter = self.loss_ax.text(0.98, 0.97, "", transform=self.loss_ax.transAxes,
                                          ha="right", va="top", fontsize=9,
@@ -417,7 +414,7 @@ def draw_3d(result: PathsResult, path: str | Path) -> Path:
     ax.plot_surface(X, Y, Zs, cmap="viridis", alpha=0.5, linewidth=0, zorder=1)
     (x0, x1), (y0, y1) = result.surface.box
     styles = _styles(result)
-    twin = {i: result.paths[j] for i, j in same_paths(result).items()}
+    twin = _twins(result)
     for i, (p, st) in enumerate(zip(result.paths, styles)):
         pts = np.asarray(p.points)
         inside = (pts[:, 0] >= x0) & (pts[:, 0] <= x1) & (pts[:, 1] >= y0) & (pts[:, 1] <= y1)
@@ -439,7 +436,7 @@ def draw_3d(result: PathsResult, path: str | Path) -> Path:
     ax.set_title(f"{result.surface.name} in 3-D")
     ax.legend(fontsize=7, loc="upper left")
     fig.subplots_adjust(left=0.0, right=0.95, top=0.95, bottom=0.12)
-    _caption(fig, result, width=130)
+    _caption(fig, result, bool(twin), width=130)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

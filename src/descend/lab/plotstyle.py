@@ -9,7 +9,7 @@ named in the legend ("= adam"), so coinciding lines can be seen and read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -29,16 +29,16 @@ def style(i: int, n_points: int, n_series: int = 1, markers: int = 8) -> dict[st
             "markersize": 4.5}
 
 
-def coinciding(series: Mapping[str, Sequence[float]], rtol: float = 1e-9
-               ) -> dict[str, str]:
-    """label -> the earlier label whose series it equals (same length, equal values to
-    `rtol`); series equal to no earlier one are absent."""
-    same: dict[str, str] = {}
-    seen: list[tuple[str, np.ndarray]] = []
+def coinciding(series: Mapping[Any, Any], rtol: float = 1e-9, atol: float = 0.0
+               ) -> dict[Any, Any]:
+    """label -> the earlier label whose series it equals (same shape, equal values to
+    `rtol` and `atol`); series equal to no earlier one are absent."""
+    same: dict[Any, Any] = {}
+    seen: list[tuple[Any, np.ndarray]] = []
     for label, values in series.items():
         arr = np.asarray(values, dtype=float)
         for other, prev in seen:
-            if prev.shape == arr.shape and np.allclose(arr, prev, rtol=rtol, atol=0,
+            if prev.shape == arr.shape and np.allclose(arr, prev, rtol=rtol, atol=atol,
                                                         equal_nan=True):
                 same[label] = same.get(other, other)
                 break
