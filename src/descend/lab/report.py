@@ -8,7 +8,7 @@ import base64
 import html
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -259,11 +259,7 @@ def _context(runs: Sequence[Run], grid: dict[str, Any] | None, cmp: Comparison) 
 
 def render_markdown(cmp: Comparison, plots: list[tuple[str, Path]], context: list[str]) -> str:
     out = ["# descend compare — report", "", *context, "", "## Comparison", ""]
-    hs = headers(cmp)
-    out.append("| " + " | ".join(hs) + " |")
-    out.append("|" + "---|" * len(hs))
-    for row in table_rows(cmp):
-        out.append("| " + " | ".join(row) + " |")
+    out += md_table(headers(cmp), table_rows(cmp))
     out += ["", *[f"**{n}**" for n in cmp.noise], ""] if cmp.noise else []
     out += ["", *[f"- {d}" for d in _definitions(cmp)], "", "## Strengths and weaknesses", ""]
     out += [f"- {line}" for line in cmp.lines] or ["- (one configuration only)"]
@@ -283,26 +279,40 @@ td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px soli
 """
 
 
+def md_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A markdown table's lines."""
+    return (["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+            + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows])
+
+
+def html_table(id_: str, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    e = html.escape
+    return (f"<table id='{id_}'><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in headers)
+            + "</tr></thead><tbody>" + "".join(
+                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+            + "</tbody></table>")
+
+
+def figure(title: str, path: Path) -> str:
+    """A PNG embedded in the page, with its title."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f"<figure><figcaption>{html.escape(title)}</figcaption><img alt='"
+            f"{html.escape(title)}' src='data:image/png;base64,{data}'></figure>")
+
+
 def render_html(cmp: Comparison, plots: list[tuple[str, Path]], context: list[str]) -> str:
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'>",
              "<title>descend compare — report</title>", f"<style>{CSS}</style></head><body>",
              "<h1>descend compare — report</h1>", *[f"<p>{e(c)}</p>" for c in context],
-             "<h2>Comparison</h2>", "<table id='comparison'><thead><tr>",
-             *[f"<th>{e(h)}</th>" for h in headers(cmp)], "</tr></thead><tbody>"]
-    for row in table_rows(cmp):
-        parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
-    parts.append("</tbody></table>")
+             "<h2>Comparison</h2>", html_table("comparison", headers(cmp), table_rows(cmp))]
     parts += [f"<p><b>{e(n)}</b></p>" for n in cmp.noise]
     parts.append("<ul class='defs'>")
     parts += [f"<li>{e(d)}</li>" for d in _definitions(cmp)]
     parts.append("</ul><h2>Strengths and weaknesses</h2><ul>")
     parts += [f"<li>{e(line)}</li>" for line in cmp.lines]
     parts.append("</ul><h2>Plots</h2><div class='grid'>")
-    for title, path in plots:
-        data = base64.b64encode(path.read_bytes()).decode()
-        parts.append(f"<figure><figcaption>{e(title)}</figcaption>"
-                     f"<img alt='{e(title)}' src='data:image/png;base64,{data}'></figure>")
+    parts += [figure(title, path) for title, path in plots]
     parts.append("</div></body></html>")
     return "\n".join(parts)
 

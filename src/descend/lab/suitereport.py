@@ -7,7 +7,6 @@ trained, and a suite extended with more optimizers (the same command with a long
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 from collections.abc import Sequence
@@ -351,16 +350,18 @@ def _row_run_ids(row: Row, runs: Sequence[Run], workload: str) -> list[str]:
 
 
 def render_markdown(a: SuiteAnalysis, plots: list[tuple[str, Path]]) -> str:
+    from .report import md_table
+
     out = [f"# descend suite {a.suite['name']!r} — report", ""]
     if a.command:
         out += [f"`{a.command}`", ""]
     out += [a.machine + " " + cost(a), "", *protocol(a), "", "## Score across workloads", ""]
-    out += _md_table(summary_headers(a), summary_rows(a))
+    out += md_table(summary_headers(a), summary_rows(a))
     for w in a.workloads:
         out += ["", f"## {w.workload}", "", f"Why it is here: {w.why}.", "",
                 f"Target: {target_text(w)}; budget {w.budget_steps:,} steps at batch "
                 f"{w.batch_size}. {w.how}", "", f"Validation: {w.validation}.", ""]
-        out += _md_table(WORKLOAD_HEADERS, workload_rows(w))
+        out += md_table(WORKLOAD_HEADERS, workload_rows(w))
         out += [""] + [f"- {n}" for n in w.notes]
     out += ["", "## Plots", ""]
     for title, path in plots:
@@ -368,21 +369,10 @@ def render_markdown(a: SuiteAnalysis, plots: list[tuple[str, Path]]) -> str:
     return "\n".join(out)
 
 
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return (["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-            + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows])
-
-
 def render_html(a: SuiteAnalysis, plots: list[tuple[str, Path]]) -> str:
-    from .report import CSS
+    from .report import CSS, figure, html_table
 
     e = html.escape
-
-    def table(id_: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-        return (f"<table id='{id_}'><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in headers)
-                + "</tr></thead><tbody>" + "".join(
-                    "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
-                + "</tbody></table>")
 
     title = f"descend suite {a.suite['name']!r} — report"
     parts = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{e(title)}</title>",
@@ -392,28 +382,22 @@ def render_html(a: SuiteAnalysis, plots: list[tuple[str, Path]]) -> str:
     parts += [f"<p>{e(a.machine)} {e(cost(a))}</p>", "<ul class='defs'>",
               *[f"<li>{e(line)}</li>" for line in protocol(a)], "</ul>",
               "<h2>Score across workloads</h2>",
-              table("comparison", summary_headers(a), summary_rows(a))]
+              html_table("comparison", summary_headers(a), summary_rows(a))]
     images = {title: path for title, path in plots}
     if "Performance profiles" in images:
-        parts.append(_img("Performance profiles", images["Performance profiles"]))
+        parts.append(figure("Performance profiles", images["Performance profiles"]))
     for w in a.workloads:
         parts += [f"<h2>{e(w.workload)}</h2>", f"<p>Why it is here: {e(w.why)}.</p>",
                   f"<p>Target: {e(target_text(w))}; budget {w.budget_steps:,} steps at batch "
                   f"{w.batch_size}. {e(w.how)}</p>", f"<p>Validation: {e(w.validation)}.</p>",
-                  table(f"workload-{w.workload}", WORKLOAD_HEADERS, workload_rows(w))]
+                  html_table(f"workload-{w.workload}", WORKLOAD_HEADERS, workload_rows(w))]
         if w.notes:
             parts += ["<ul>", *[f"<li>{e(n)}</li>" for n in w.notes], "</ul>"]
     for title, path in plots:
         if title != "Performance profiles":
-            parts.append(_img(title, path))
+            parts.append(figure(title, path))
     parts.append("</body></html>")
     return "\n".join(parts)
-
-
-def _img(title: str, path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return (f"<figure><figcaption>{html.escape(title)}</figcaption><img alt='"
-            f"{html.escape(title)}' src='data:image/png;base64,{data}'></figure>")
 
 
 def build_suite_report(run_dir: str | Path) -> tuple[SuiteAnalysis, Path]:
