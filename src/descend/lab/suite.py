@@ -295,7 +295,7 @@ def run_suite(suite: Suite, *, out: str | Path | None = None, jobs: int | None =
     from .lock import folder_lock
     from .pool import LocalPool, default_jobs, make_executor
     from .report import warm_up
-    from .runner import execute, one_thread, pending
+    from .runner import execute, load_task
     from .suitereport import build_suite_report
 
     if measure not in MEASURES:
@@ -304,10 +304,9 @@ def run_suite(suite: Suite, *, out: str | Path | None = None, jobs: int | None =
     tasks, validation = {}, {}
     for w in suite.workloads:
         workload = get_workload(w)
-        task = workload.task(suite.size)
-        with one_thread():
-            task.splits  # noqa: B018 (data problems fail here, before any write)
-        tasks[w, workload.task_options(suite.size)] = task
+        key = (w, workload.task_options(suite.size))
+        # Loaded now: data problems fail here, before any write.
+        tasks[key] = task = load_task(key)
         validation[w] = validation_text(workload, task)
     out = Path(out or Path("runs") / f"suite-{suite.name}")
     jobs = jobs or default_jobs()
@@ -346,11 +345,10 @@ def run_suite(suite: Suite, *, out: str | Path | None = None, jobs: int | None =
                         tell(s, out, lambda run, s=s, t=target, b=budget: objective(
                             run, s.workload, t, b))
                 mains = main_specs(suite, studies)
-                todo = len(pending(mains, out))
                 # The self-tuning rows ran in the first round (and count there).
                 ran += execute([s for s in mains if s.lr_source == "tuned"], out, executor,
                                show)
-            if todo or ran:
+            if ran:
                 sessions.append({**load.summary(), "runs_trained": ran})
             plan.update(sessions=sessions, run_ids={"tune": tune_ids,
                                                     "main": [s.run_id for s in mains]})

@@ -53,19 +53,15 @@ def set_targets(workloads: Sequence[str], size: str, *, trials: int = 8,
     from .lock import folder_lock
     from .pool import default_jobs, make_executor
     from .records import finished, read_json
-    from .runner import execute, one_thread
+    from .runner import execute, load_task
     from .suite import ask, make_studies, tell
 
     chosen = [get_workload(w) for w in workloads]
     for w in chosen:
         w.budget(size)
     jobs = jobs or default_jobs()
-    tasks = {}
-    for w in chosen:
-        task = w.task(size)
-        with one_thread():
-            task.splits  # noqa: B018
-        tasks[w.name, w.task_options(size)] = task
+    keys = [(w.name, w.task_options(size)) for w in chosen]
+    tasks = {key: load_task(key) for key in keys}
     studies = make_studies([w.name for w in chosen], REFERENCES, f"targets:{size}")
     planned = len(chosen) * (len(REFERENCES) * trials + len(SEEDS))
     out = Path(out or Path("runs") / f"targets-{size}")
